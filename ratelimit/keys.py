@@ -1,0 +1,36 @@
+"""Storage keys. Every key of one account shares the `{account}` hash tag (one Cluster slot).
+
+Identifiers from requests are percent-encoded with nothing left unescaped but letters, digits and
+`-._~`, so the encoding is injective and no crafted id can contain `:`, `{` or `}`: two different
+identifiers never share a key, and an id can never reach into another tenant's keys.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from .plans import Scope
+
+
+def escape(identifier: str) -> str:
+    return quote(identifier, safe="")
+
+
+def account_base(prefix: str, account: str) -> str:
+    return f"{prefix}:{{{escape(account)}}}"
+
+
+def limit_key(base: str, limit: str, scope: Scope, ids: dict[Scope, str]) -> str:
+    """The key of one limit for one scope; `ids` holds the already-escaped scope ids."""
+    if scope is Scope.ACCOUNT:
+        return f"{base}:l:{limit}"
+    if scope is Scope.WORKSPACE:
+        return f"{base}:l:{limit}:w:{ids[Scope.WORKSPACE]}"
+    if scope is Scope.SESSION:
+        return f"{base}:l:{limit}:s:{ids[Scope.WORKSPACE]}:{ids[Scope.SESSION]}"
+    return f"{base}:l:{limit}:{scope.value[0]}:{ids[scope]}"
+
+
+def session_key(base: str, workspace: str, session: str) -> str:
+    """Marks a live chat session; its value is the ms time the session goes idle."""
+    return f"{base}:s:{escape(workspace)}:{escape(session)}"

@@ -1,0 +1,295 @@
+"""The Limiter: one storage call decides a request against every limit it touches."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from .clock import Clock
+from .decision import Decision, LimitStatus, pick_binding
+from .errors import FairUseError, UnknownPlanError
+from .keys import account_base, escape, limit_key, session_key
+from .periods import Period
+from .plans import COUNTER_KINDS, Counts, Kind, Limit, Plan, Policy, Scope
+from .storage import Storage, storage_from_url
+
+KIND_CODES = {
+    Kind.FIXED_WINDOW: "1",
+    Kind.SLIDING_WINDOW: "2",
+    Kind.TOKEN_BUCKET: "3",
+    Kind.DISTINCT: "4",
+}
+DISTINCT_IDLE_MS = 400 * 86400 * 1000  # a cap's members are forgotten after 400 idle days
+STATUS_WIDTH = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a request is for. The account is the tenant: all its keys share one hash slot."""
+
+    account: str
+    workspace: str
+    plan: str
+    user: str | None = None
+    ticket: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    """One stateful limit, with every ARGV value that does not depend on the request."""
+
+    limit: Limit
+    code: str
+    gate: str
+    amount: str
+    fixed_args: tuple[str, str, str, str] | None  # None: fixed window, bounds per request
+    window: tuple[Period, ZoneInfo] | None
+    notify: str
+    counts: Counts
+    scope: Scope
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    plan: Plan
+    ops: tuple[_Op, ...]
+    passive: tuple[Limit, ...]  # unlimited and size limits: reported, never stored
+    uses_session: bool
+
+
+class Limiter:
+    """Decides requests for one policy. Build it once at start-up; `check` per request."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        storage: Storage | str = "memory://",
+        *,
+        clock: Clock | None = None,
+        prefix: str = "fu",
+    ) -> None:
+        self.policy = policy
+        self.storage = storage_from_url(storage) if isinstance(storage, str) else storage
+        self.clock = clock
+        self.prefix = prefix
+        self._timeout_ms = str(int(policy.session_timeout * 1000))
+        self._offset_ms = 0  # storage clock minus ours, learned from each reply
+        self._windows: dict[tuple[Period, ZoneInfo], tuple[int, int, tuple[str, ...]]] = {}
+        self._routes = {
+            (plan.name, route.name): self._compile(plan, policy.limits_for(plan.name, route.name))
+            for plan in policy.plans.values()
+            for route in policy.routes
+        }
+        self._peeks = {
+            plan.name: self._compile(plan, tuple(plan.limits.values()))
+            for plan in policy.plans.values()
+        }
+
+    @property
+    def plan_names(self) -> tuple[str, ...]:
+        return tuple(self.policy.plans)
+
+    async def check(
+        self,
+        identity: Identity,
+        route: str,
+        *,
+        session: str | None = None,
+        cost: int = 1,
+        uploaded_bytes: int = 0,
+    ) -> Decision:
+        """Consume every limit `route` touches for `identity`, or none if any is reached."""
+        compiled = self._routes.get((identity.plan, route))
+        if compiled is None:
+            self._unknown(identity.plan, route)
+        assert compiled is not None
+        if compiled.uses_session and session is None:
+            raise FairUseError(f"route {route!r} counts chat sessions: pass session=")
+        return await self._decide(compiled, identity, session, True, cost, uploaded_bytes)
+
+    async def peek(self, identity: Identity, *, session: str | None = None) -> Decision:
+        """Every limit of the identity's plan, read-only. Session limits need `session`."""
+        compiled = self._peeks.get(identity.plan)
+        if compiled is None:
+            raise UnknownPlanError(identity.plan, self.plan_names)
+        return await self._decide(compiled, identity, session, False, 0, 0)
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+    def _unknown(self, plan: str, route: str) -> None:
+        if plan not in self.policy.plans:
+            raise UnknownPlanError(plan, self.plan_names)
+        raise FairUseError(f"unknown route {route!r}")
+
+    def _compile(self, plan: Plan, limits: tuple[Limit, ...]) -> _Compiled:
+        ops, passive = [], []
+        for limit in limits:
+            rule = limit.rule
+            if limit.amount is None or rule.kind not in KIND_CODES:
+                passive.append(limit)
+                continue
+            fixed: tuple[str, str, str, str] | None
+            window = None
+            if rule.kind is Kind.FIXED_WINDOW:
+                assert rule.period is not None
+                fixed, window = None, (rule.period, rule.timezone)
+            elif rule.kind is Kind.SLIDING_WINDOW:
+                assert rule.period is not None
+                fixed = (str(rule.period.approx_seconds * 1000), "", "", "")
+            elif rule.kind is Kind.TOKEN_BUCKET:
+                assert rule.period is not None
+                burst = limit.burst or limit.amount
+                fixed = (str(burst), str(rule.period.approx_seconds * 1000), "", "")
+            else:
+                fixed = ("", str(DISTINCT_IDLE_MS), "", "")
+            ops.append(
+                _Op(
+                    limit=limit,
+                    code=KIND_CODES[rule.kind],
+                    gate="1" if rule.gated_by_session else "0",
+                    amount=str(limit.amount),
+                    fixed_args=fixed,
+                    window=window,
+                    notify=str(limit.notify_count),
+                    counts=rule.counts,
+                    scope=rule.scope,
+                )
+            )
+        uses_session = any(op.gate == "1" or op.scope is Scope.SESSION for op in ops)
+        return _Compiled(plan, tuple(ops), tuple(passive), uses_session)
+
+    async def _decide(
+        self,
+        compiled: _Compiled,
+        identity: Identity,
+        session: str | None,
+        consume: bool,
+        cost: int,
+        uploaded_bytes: int,
+    ) -> Decision:
+        ops = compiled.ops
+        if session is None:
+            ops = tuple(op for op in ops if op.scope is not Scope.SESSION)
+        ops = tuple(op for op in ops if _scope_id(op.scope, identity, session) is not None)
+        if not ops:
+            statuses = tuple(LimitStatus(limit, None, None, None) for limit in compiled.passive)
+            return Decision(True, compiled.plan, statuses, None)
+        for _attempt in range(2):
+            local_ms = int(time.time() * 1000)
+            keys, argv = self._request(
+                compiled, ops, identity, session, consume, cost, uploaded_bytes, local_ms
+            )
+            result = await self.storage.decide(keys, argv)
+            if self.clock is None:
+                self._offset_ms = result[2] - local_ms
+            if result[0] != -1:
+                return self._decision(compiled, ops, result)
+            self._windows.clear()
+        raise FairUseError("storage clock disagrees with every window computed for it")
+
+    def _request(
+        self,
+        compiled: _Compiled,
+        ops: tuple[_Op, ...],
+        identity: Identity,
+        session: str | None,
+        consume: bool,
+        cost: int,
+        uploaded_bytes: int,
+        local_ms: int,
+    ) -> tuple[list[str], list[str]]:
+        if self.clock is not None:
+            now_ms = int(self.clock.now() * 1000)
+            now_arg = str(now_ms)
+        else:
+            now_ms, now_arg = local_ms + self._offset_ms, ""
+        base = account_base(self.prefix, identity.account)
+        ids = {
+            Scope.WORKSPACE: escape(identity.workspace),
+            Scope.SESSION: escape(session) if session is not None else "",
+            Scope.USER: escape(identity.user) if identity.user is not None else "",
+            Scope.TICKET: escape(identity.ticket) if identity.ticket is not None else "",
+        }
+        keys: list[str] = []
+        argv = [now_arg, "1" if consume else "0", "0", str(len(ops))]
+        if session is not None and compiled.uses_session:
+            keys.append(session_key(base, identity.workspace, session))
+            argv[2] = self._timeout_ms
+        for op in ops:
+            keys.append(limit_key(base, op.limit.name, op.scope, ids))
+            args = op.fixed_args
+            if args is None:
+                assert op.window is not None
+                args = self._bounds(op.window, now_ms)
+            elif op.code == "4":
+                member = ids[Scope.USER] if op.counts is Counts.USERS else ids[Scope.WORKSPACE]
+                args = (member, args[1], "", "")
+            argv += [op.code, op.gate, op.amount, str(_cost(op, consume, cost, uploaded_bytes))]
+            argv += [*args, op.notify]
+        return keys, argv
+
+    def _bounds(self, window: tuple[Period, ZoneInfo], now_ms: int) -> tuple[str, str, str, str]:
+        cached = self._windows.get(window)
+        if cached is None or not cached[0] <= now_ms < cached[1]:
+            period, tz = window
+            bounds = period.boundaries_ms(now_ms / 1000, tz)
+            cached = (bounds[1], bounds[2], tuple(str(b) for b in bounds))
+            self._windows[window] = cached
+        b0, b1, b2, b3 = cached[2]
+        return (b0, b1, b2, b3)
+
+    def _decision(self, compiled: _Compiled, ops: tuple[_Op, ...], result: list[int]) -> Decision:
+        statuses, notices, exceeded = [], [], []
+        for i, op in enumerate(ops):
+            ok, used, remaining, reset, retry, notice, first = result[
+                3 + i * STATUS_WIDTH : 3 + (i + 1) * STATUS_WIDTH
+            ]
+            status = LimitStatus(
+                op.limit, used, remaining, reset / 1000 if reset else None, retry / 1000, bool(ok)
+            )
+            statuses.append(status)
+            if notice:
+                notices.append(status)
+            if first:
+                exceeded.append(status)
+        statuses += [LimitStatus(limit, None, None, None) for limit in compiled.passive]
+        allowed = result[0] == 1
+        frozen = tuple(statuses)
+        binding = pick_binding(frozen, allowed)
+        upgrade = contact = None
+        if not allowed and binding is not None:
+            upgrade = self.policy.upgrade_for(compiled.plan.name, binding.name)
+            contact = None if upgrade else self.policy.contact
+        return Decision(
+            allowed=allowed,
+            plan=compiled.plan,
+            statuses=frozen,
+            binding=binding,
+            notices=tuple(notices),
+            exceeded=tuple(exceeded),
+            new_session=result[1] == 1,
+            upgrade=upgrade,
+            contact=contact,
+        )
+
+
+def _scope_id(scope: Scope, identity: Identity, session: str | None) -> str | None:
+    if scope is Scope.USER:
+        return identity.user
+    if scope is Scope.TICKET:
+        return identity.ticket
+    if scope is Scope.SESSION:
+        return session
+    return identity.account
+
+
+def _cost(op: _Op, consume: bool, cost: int, uploaded_bytes: int) -> int:
+    if not consume:
+        return 0
+    if op.counts is Counts.BYTES:
+        return uploaded_bytes
+    if op.counts is Counts.REQUESTS and op.limit.rule.kind in COUNTER_KINDS:
+        return cost
+    return 1

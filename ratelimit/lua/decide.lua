@@ -1,0 +1,201 @@
+-- decide.lua: check every limit one request touches, then consume all of them or none.
+--
+-- KEYS[1]        the chat session marker (value: idle-until ms), when ARGV[3] > 0;
+--                then one key per limit op
+-- ARGV[1]        now in ms, or "" to use the server clock (TIME)
+-- ARGV[2]        "1" consume, "0" peek (no writes)
+-- ARGV[3]        session idle timeout in ms; 0 when the request has no chat session
+-- ARGV[4]        number of ops; then 9 values per op:
+--                kind (1 fixed window, 2 sliding window, 3 token bucket, 4 distinct),
+--                gate ("1": counts only when the request starts a session), limit, cost,
+--                p1..p4 (fixed: window starts b0..b3; sliding: window ms; bucket: burst, period ms;
+--                distinct: member, idle ttl ms), notify (first used count that crosses notify_at; 0 none)
+-- Returns        {allowed, new_session, now} then 7 integers per op:
+--                allowed, used, remaining, reset ms (0: never), retry ms, notice, first denial.
+--                {-1, 0, now} when now is outside every fixed window given (caller resyncs its clock).
+
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local consume = ARGV[2] == '1'
+local timeout = tonumber(ARGV[3])
+local nops = tonumber(ARGV[4])
+local first_key = 1
+local new_session = 0
+if timeout > 0 then
+  first_key = 2
+  local idle_until = tonumber(redis.call('GET', KEYS[1]))
+  if not idle_until or idle_until <= now then new_session = 1 end
+end
+
+local function int(x) return string.format('%.0f', x) end
+
+local ops = {}
+local allowed = true
+for i = 1, nops do
+  local a = 5 + (i - 1) * 9
+  local op = {
+    key = KEYS[first_key + i - 1], kind = tonumber(ARGV[a]),
+    limit = tonumber(ARGV[a + 2]), cost = tonumber(ARGV[a + 3]), notify = tonumber(ARGV[a + 8]),
+    notice = 0, first = 0, retry = 0,
+  }
+  if ARGV[a + 1] == '1' and new_session == 0 then op.cost = 0 end
+  local limit, cost = op.limit, op.cost
+
+  if op.kind == 1 then
+    local b = {tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])}
+    local j = 0
+    for k = 1, 3 do if now >= b[k] and now < b[k + 1] then j = k end end
+    if j == 0 then return {-1, 0, now} end
+    op.ws, op.reset = ARGV[a + 3 + j], b[j + 1]
+    local h = redis.call('HMGET', op.key, 'w', 'n', 'x')
+    op.stale = h[1] ~= op.ws
+    local n = 0
+    if not op.stale then n = tonumber(h[2]) or 0 end
+    op.before, op.seen = n, h[3]
+    op.ok = n + cost <= limit
+    if not op.ok then op.retry = op.reset - now end
+    op.used = n
+    op.ttl = op.reset - now + 60000
+
+  elseif op.kind == 2 then
+    local len = tonumber(ARGV[a + 4])
+    local w = math.floor(now / len)
+    local h = redis.call('HMGET', op.key, 'w', 'c', 'p', 'nw', 'x')
+    local sw, c, p = tonumber(h[1]), tonumber(h[2]) or 0, tonumber(h[3]) or 0
+    if sw == w - 1 then p, c = c, 0 elseif sw ~= w then p, c = 0, 0 end
+    local elapsed = now - w * len
+    local est = c + math.floor(p * (len - elapsed) / len)
+    op.w, op.c, op.p, op.nw, op.seen = w, c, p, h[4], h[5]
+    op.ws = tostring(w)
+    op.before = est
+    op.ok = est + cost <= limit
+    op.used = est
+    if c > 0 then op.reset = (w + 2) * len elseif p > 0 then op.reset = (w + 1) * len else op.reset = now end
+    if not op.ok then
+      if c + cost <= limit then
+        local room = limit - c - cost
+        local e = math.floor(len - (room + 1) * len / p) + 1
+        op.retry = math.max(1, e - elapsed)
+      else
+        local room = limit - cost
+        local e = len
+        if room >= 0 then e = math.max(0, math.floor(len - (room + 1) * len / c) + 1) end
+        op.retry = (len - elapsed) + e
+      end
+    end
+    op.ttl = 2 * len + 1000
+
+  elseif op.kind == 3 then
+    local burst, per = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+    local cap = burst * per
+    local h = redis.call('HMGET', op.key, 't', 'ts', 'x')
+    local level = cap
+    if h[1] then
+      level = math.min(cap, tonumber(h[1]) + math.max(0, now - tonumber(h[2])) * limit)
+    end
+    local need = cost * per
+    op.level, op.need, op.seen = level, need, h[3]
+    if level >= cap then op.seen = false end  -- a full bucket starts a new run of denials
+    op.ok = level >= need
+    op.used = burst - math.floor(level / per)
+    op.reset = now + math.ceil((cap - level) / limit)
+    if not op.ok then
+      op.retry = math.ceil((math.min(need, cap) - level) / limit)
+    end
+    op.cap, op.per, op.burst = cap, per, burst
+
+  else
+    local member = ARGV[a + 4]
+    op.ttl = tonumber(ARGV[a + 5])
+    local card = redis.call('SCARD', op.key)
+    op.member = member
+    op.is = redis.call('SISMEMBER', op.key, member) == 1
+    if op.is or cost == 0 then op.cost = 0; cost = 0 end
+    op.before = card
+    op.ok = card + cost <= limit
+    op.used = card
+    op.reset = 0
+  end
+
+  if not op.ok then allowed = false end
+  ops[i] = op
+end
+
+local out = {allowed and 1 or 0, new_session, now}
+for i = 1, nops do
+  local op = ops[i]
+  local cost = op.cost
+  if allowed and consume and cost > 0 then
+    if op.kind == 1 then
+      if op.stale then
+        redis.call('HSET', op.key, 'w', op.ws, 'n', cost)
+      else
+        redis.call('HINCRBY', op.key, 'n', cost)
+      end
+      redis.call('PEXPIRE', op.key, op.ttl)
+    elseif op.kind == 2 then
+      redis.call('HSET', op.key, 'w', op.ws, 'c', op.c + cost, 'p', op.p)
+      redis.call('PEXPIRE', op.key, op.ttl)
+    elseif op.kind == 3 then
+      local after = op.level - op.need
+      redis.call('HSET', op.key, 't', int(after), 'ts', int(now), 'x', '0')
+      redis.call('PEXPIRE', op.key, math.ceil((op.cap - after) / op.limit) + 60000)
+    else
+      redis.call('SADD', op.key, op.member)
+      redis.call('PEXPIRE', op.key, op.ttl)
+    end
+  elseif allowed and consume and op.kind == 4 and op.is then
+    redis.call('PEXPIRE', op.key, op.ttl)
+  end
+  if allowed then
+    op.used = op.used + cost
+    if op.notify > 0 and cost > 0 and op.before < op.notify and op.before + cost >= op.notify then
+      op.notice = 1
+      if op.kind == 2 then
+        if op.nw == op.ws then op.notice = 0 elseif consume then redis.call('HSET', op.key, 'nw', op.ws) end
+      end
+    end
+  elseif not op.ok and consume then
+    if op.kind == 1 or op.kind == 2 then
+      if op.seen ~= op.ws then
+        op.first = 1
+        if op.kind == 1 and op.stale then
+          redis.call('HSET', op.key, 'w', op.ws, 'n', 0, 'x', op.ws)
+        else
+          redis.call('HSET', op.key, 'x', op.ws)
+        end
+        redis.call('PEXPIRE', op.key, op.ttl)
+      end
+    elseif op.kind == 3 then
+      if op.seen ~= '1' then
+        op.first = 1
+        redis.call('HSET', op.key, 'x', '1')
+        redis.call('PEXPIRE', op.key, math.ceil((op.cap - op.level) / op.limit) + 60000)
+      end
+    end
+  end
+  local remaining = op.limit - op.used
+  if op.kind == 3 then
+    local level = op.level
+    if allowed then level = level - op.need end
+    remaining = math.floor(level / op.per)
+    op.used = op.burst - remaining
+  end
+  if remaining < 0 then remaining = 0 end
+  out[#out + 1] = op.ok and 1 or 0
+  out[#out + 1] = op.used
+  out[#out + 1] = remaining
+  out[#out + 1] = op.reset
+  out[#out + 1] = op.retry
+  out[#out + 1] = op.notice
+  out[#out + 1] = op.first
+end
+if allowed and consume and timeout > 0 then
+  redis.call('SET', KEYS[1], int(now + timeout), 'PX', timeout + 60000)
+end
+return out

@@ -1,0 +1,139 @@
+"""Periods and window arithmetic: calendar-aligned windows in any IANA timezone."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+UNIT_SECONDS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 31 * 86400,  # longest month: used only for TTL and ordering
+    "year": 366 * 86400,
+}
+FIXED_LENGTH_UNITS = ("second", "minute", "hour")
+CALENDAR_UNITS = ("day", "week", "month", "year")
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """`count` consecutive `unit`s, e.g. Period("minute", 15)."""
+
+    unit: str
+    count: int = 1
+
+    @property
+    def approx_seconds(self) -> int:
+        return UNIT_SECONDS[self.unit] * self.count
+
+    @property
+    def calendar(self) -> bool:
+        return self.unit in CALENDAR_UNITS
+
+    def __str__(self) -> str:
+        return self.unit if self.count == 1 else f"{self.count} {self.unit}s"
+
+    def window_start(self, t: float, tz: ZoneInfo) -> float:
+        """Start (epoch seconds) of the window that contains `t`, aligned in `tz`."""
+        local = datetime.fromtimestamp(t, tz)
+        if not self.calendar:
+            length = self.approx_seconds
+            offset = local.utcoffset() or timedelta(0)
+            shift = offset.total_seconds()
+            return math.floor((t + shift) / length) * length - shift
+        floor = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.unit == "week":
+            floor -= timedelta(days=floor.weekday())
+        elif self.unit == "month":
+            floor = floor.replace(day=1)
+        elif self.unit == "year":
+            floor = floor.replace(month=1, day=1)
+        return _wall_to_epoch(floor.replace(tzinfo=None), tz)
+
+    def next_start(self, start: float, tz: ZoneInfo) -> float:
+        """Start of the window after the one that starts at `start`."""
+        if not self.calendar:
+            return start + self.approx_seconds
+        wall = datetime.fromtimestamp(start, tz).replace(tzinfo=None)
+        if self.unit == "day":
+            wall += timedelta(days=1)
+        elif self.unit == "week":
+            wall += timedelta(days=7)
+        elif self.unit == "month":
+            wall = wall.replace(year=wall.year + wall.month // 12, month=wall.month % 12 + 1)
+        else:
+            wall = wall.replace(year=wall.year + 1)
+        return _wall_to_epoch(wall, tz)
+
+    def boundaries_ms(self, t: float, tz: ZoneInfo) -> tuple[int, int, int, int]:
+        """Starts of the previous, current, next and next-but-one windows around `t`, in ms.
+
+        The storage picks the window from its own clock among these, so app servers whose
+        clocks drift by less than a window still agree on which window a request falls in.
+        """
+        current = self.window_start(t, tz)
+        previous = self.window_start(current - 0.001, tz)
+        following = self.next_start(current, tz)
+        after = self.next_start(following, tz)
+        return (_ms(previous), _ms(current), _ms(following), _ms(after))
+
+
+def _wall_to_epoch(wall: datetime, tz: ZoneInfo) -> float:
+    """Epoch seconds of a local wall-clock time; a time skipped by DST moves forward."""
+    aware = wall.replace(tzinfo=tz)
+    back = datetime.fromtimestamp(aware.timestamp(), tz).replace(tzinfo=None)
+    if back != wall:  # nonexistent local time (spring forward): take the first instant after
+        aware = (wall + (wall - back)).replace(tzinfo=tz)
+    return aware.timestamp()
+
+
+def _ms(t: float) -> int:
+    return int(round(t * 1000))
+
+
+def parse_duration(text: str) -> float:
+    """'30 minutes', '1 hour', '45s' -> seconds. Raises ValueError with a readable reason."""
+    words = text.strip().lower().split()
+    if len(words) == 1:
+        for suffix, unit in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)):
+            number = words[0].removesuffix(suffix)
+            if number != words[0] and _is_number(number):
+                return float(number) * unit
+        words = ["1", *words]
+    if len(words) != 2 or not _is_number(words[0]):
+        raise ValueError(f"expected a duration such as '30 minutes', got {text!r}")
+    unit = words[1].removesuffix("s")
+    if unit not in UNIT_SECONDS or unit in ("month", "year"):
+        raise ValueError(f"unknown duration unit {words[1]!r} in {text!r}")
+    return float(words[0]) * UNIT_SECONDS[unit]
+
+
+def parse_period(text: str) -> Period:
+    """'hour', 'month', '15 minutes' -> Period. Calendar units take no count."""
+    words = text.strip().lower().split()
+    count = 1
+    if len(words) == 2 and words[0].isdigit():
+        count = int(words[0])
+        words = words[1:]
+    if len(words) != 1:
+        raise ValueError(f"expected a period such as 'hour', 'month' or '15 minutes', got {text!r}")
+    unit = words[0].removesuffix("s") if words[0] != "s" else words[0]
+    if unit not in UNIT_SECONDS:
+        raise ValueError(f"unknown period unit {words[0]!r}; use one of {', '.join(UNIT_SECONDS)}")
+    if count < 1:
+        raise ValueError(f"period count must be positive, got {text!r}")
+    if count != 1 and unit in CALENDAR_UNITS:
+        raise ValueError(f"calendar periods ({', '.join(CALENDAR_UNITS)}) take no count, got {text!r}")
+    return Period(unit, count)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
