@@ -131,6 +131,7 @@ def decide(space: Keyspace, keys: Sequence[str], argv: Sequence[str], clock_ms: 
             level = op.extra["level"] - (op.extra["need"] if allowed else 0)
             remaining = math.floor(level / op.extra["per"])
             op.used = op.extra["burst"] - remaining
+            op.reset = now + math.ceil((op.extra["cap"] - level) / op.limit)
         out += [1 if op.ok else 0, op.used, max(0, remaining), op.reset, op.retry]
         out += [op.notice, op.first]
     if allowed and consume and timeout > 0:
@@ -206,7 +207,6 @@ def _check_bucket(space: Keyspace, op: _Op, now: int) -> None:
     op.extra = {"level": level, "need": need, "cap": cap, "per": per, "burst": burst}
     op.ok = level >= need
     op.used = burst - math.floor(level / per)
-    op.reset = now + math.ceil((cap - level) / op.limit)
     if not op.ok:
         op.retry = math.ceil((min(need, cap) - level) / op.limit)
 

@@ -49,6 +49,7 @@ class Decision:
     new_session: bool = False
     upgrade: Upgrade | None = None  # the next plan that lifts the binding limit
     contact: str | None = None  # whom to reach when no plan lifts it
+    now: float = 0.0  # the storage clock when it decided, epoch seconds
 
     @property
     def retry_after(self) -> int:

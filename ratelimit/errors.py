@@ -1,9 +1,9 @@
 """Errors raised by fairuse. One root, so callers can catch everything with one clause.
 
-    FairUseError
-    ├── PlanFileError      an invalid plans.toml: carries path, table and key
-    ├── UnknownPlanError   a request names a plan the policy does not define
-    └── StorageError       the storage backend failed; wraps the client's exception
+FairUseError
+├── PlanFileError      an invalid plans.toml: carries path, table and key
+├── UnknownPlanError   a request names a plan the policy does not define
+└── StorageError       the storage backend failed; wraps the client's exception
 """
 
 from __future__ import annotations

@@ -272,6 +272,7 @@ class Limiter:
             new_session=result[1] == 1,
             upgrade=upgrade,
             contact=contact,
+            now=result[2] / 1000,
         )
 
 

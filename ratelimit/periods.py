@@ -93,17 +93,23 @@ def _wall_to_epoch(wall: datetime, tz: ZoneInfo) -> float:
 
 
 def _ms(t: float) -> int:
-    return int(round(t * 1000))
+    return round(t * 1000)
 
 
 def parse_duration(text: str) -> float:
     """'30 minutes', '1 hour', '45s' -> seconds. Raises ValueError with a readable reason."""
     words = text.strip().lower().split()
     if len(words) == 1:
-        for suffix, unit in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)):
+        for suffix, scale in (
+            ("ms", 0.001),
+            ("s", 1.0),
+            ("m", 60.0),
+            ("h", 3600.0),
+            ("d", 86400.0),
+        ):
             number = words[0].removesuffix(suffix)
             if number != words[0] and _is_number(number):
-                return float(number) * unit
+                return float(number) * scale
         words = ["1", *words]
     if len(words) != 2 or not _is_number(words[0]):
         raise ValueError(f"expected a duration such as '30 minutes', got {text!r}")
@@ -128,7 +134,9 @@ def parse_period(text: str) -> Period:
     if count < 1:
         raise ValueError(f"period count must be positive, got {text!r}")
     if count != 1 and unit in CALENDAR_UNITS:
-        raise ValueError(f"calendar periods ({', '.join(CALENDAR_UNITS)}) take no count, got {text!r}")
+        raise ValueError(
+            f"calendar periods ({', '.join(CALENDAR_UNITS)}) take no count, got {text!r}"
+        )
     return Period(unit, count)
 
 

@@ -93,7 +93,8 @@ class Limit:
         """First used count that crosses `notify_at` (0: no notice)."""
         if self.notify_at is None or self.amount is None:
             return 0
-        return max(1, -(-int(round(self.amount * self.notify_at * 1_000_000)) // 1_000_000))
+        count = max(1, -(-round(self.amount * self.notify_at * 1_000_000) // 1_000_000))
+        return count if count < self.amount else 0  # reaching the limit itself is no warning
 
 
 @dataclass(frozen=True, slots=True)

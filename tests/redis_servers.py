@@ -17,7 +17,9 @@ def redis_binary() -> str:
         None,
     )
     if found is None:
-        raise RuntimeError("redis-server not found: scripts/test installs it (apt-get install redis-server)")
+        raise RuntimeError(
+            "redis-server not found: scripts/test installs it (apt-get install redis-server)"
+        )
     return found
 
 
@@ -77,6 +79,6 @@ class RedisProcess:
 
         client = redis.Redis(port=self.port)
         try:
-            return str(client.execute_command(*args))
+            return str(client.execute_command(*args))  # type: ignore[no-untyped-call]
         finally:
             client.close()

@@ -103,7 +103,6 @@ for i = 1, nops do
     if level >= cap then op.seen = false end  -- a full bucket starts a new run of denials
     op.ok = level >= need
     op.used = burst - math.floor(level / per)
-    op.reset = now + math.ceil((cap - level) / limit)
     if not op.ok then
       op.retry = math.ceil((math.min(need, cap) - level) / limit)
     end
@@ -185,6 +184,7 @@ for i = 1, nops do
     if allowed then level = level - op.need end
     remaining = math.floor(level / op.per)
     op.used = op.burst - remaining
+    op.reset = now + math.ceil((op.cap - level) / op.limit)
   end
   if remaining < 0 then remaining = 0 end
   out[#out + 1] = op.ok and 1 or 0

@@ -75,7 +75,7 @@ def _client_from_url(url: str, options: dict[str, Any]) -> Any:
             raise FairUseError(f"storage URL {url!r} needs a service name: .../SERVICE")
         query = parse_qs(parts.query)
         db = int(query.get("db", ["0"])[0])
-        sentinel = Sentinel(nodes, sentinel_kwargs={"password": password}, **options)
+        sentinel = Sentinel(nodes, sentinel_kwargs={"password": password}, **options)  # type: ignore[no-untyped-call]
         return sentinel.master_for(service, db=db, password=password)
     raise FairUseError(f"unsupported storage URL {url!r}")
 

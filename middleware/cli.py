@@ -1,0 +1,65 @@
+"""The `fairuse` command: check a plans file, serve the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fairuse", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check", help="validate a plans file and print its plans")
+    check.add_argument("path", nargs="?", default="plans.toml")
+
+    demo = commands.add_parser("demo", help="serve the demo chatbot API behind fairuse")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--plans", default=str(_default_plans()))
+    demo.add_argument("--storage", default="memory://")
+
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        from ratelimit.__main__ import check_command
+
+        return check_command(args.path)
+    return _demo(args.host, args.port, args.plans, args.storage)
+
+
+def _default_plans() -> Path:
+    here = Path("plans.toml")
+    return here if here.exists() else Path(__file__).resolve().parent.parent / "plans.toml"
+
+
+def _demo(host: str, port: int, plans: str, storage: str) -> int:
+    import uvicorn
+
+    from ratelimit import FairUseError
+
+    from .demo import create_app
+
+    try:
+        app = create_app(plans, storage)
+    except FairUseError as error:
+        print(error, file=sys.stderr)
+        return 1
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+            await super().startup(sockets)  # type: ignore[arg-type]
+            if not self.should_exit:
+                url = f"http://{host}:{port}"
+                print(
+                    f"fairuse demo ready at {url} (plans: {plans}, storage: {storage})", flush=True
+                )
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    AnnouncingServer(config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""A small chatbot API, bare or behind FairUseMiddleware: the demo and the benchmark target."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ratelimit import Decision, LimitStatus
+from ratelimit.clock import Clock
+from ratelimit.plans import SIZE_KINDS
+
+from .fairuse import FairUseContext, FairUseMiddleware
+from .messages import iso
+
+_ticket_ids = itertools.count(1)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def chat_message(request: Request) -> JSONResponse:
+    try:
+        payload = json.loads(await request.body() or b"null")
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
+        return _bad_request('Send JSON like {"text": "hello"}.')
+    chat_id = request.path_params["chat_id"]
+    return JSONResponse({"chat_id": chat_id, "reply": f"You said: {payload['text']}"})
+
+
+async def create_ticket(request: Request) -> JSONResponse:
+    await request.body()
+    return JSONResponse({"ticket_id": f"T-{next(_ticket_ids)}"}, status_code=201)
+
+
+async def upload_files(request: Request) -> JSONResponse:
+    async with request.form() as form:
+        files = []
+        for field, value in form.multi_items():
+            if isinstance(value, str):
+                continue
+            data = await value.read()
+            files.append({"field": field, "filename": value.filename, "size": len(data)})
+    return JSONResponse({"files": files}, status_code=201)
+
+
+async def usage(request: Request) -> JSONResponse:
+    context: FairUseContext | None = getattr(request.state, "fairuse", None)
+    if context is None:
+        return _bad_request("Usage needs the fair-use middleware in front of this app.")
+    decision = await context.limiter.peek(context.identity)
+    return JSONResponse(usage_document(context, decision))
+
+
+def usage_document(context: FairUseContext, decision: Decision) -> dict[str, object]:
+    identity = context.identity
+    return {
+        "account": identity.account,
+        "workspace": identity.workspace,
+        "plan": identity.plan,
+        "limits": [_usage_entry(status) for status in decision.statuses],
+    }
+
+
+def _usage_entry(status: LimitStatus) -> dict[str, object]:
+    limit = status.limit
+    rule = limit.rule
+    sized = rule.kind in SIZE_KINDS
+    return {
+        "name": limit.name,
+        "title": rule.title,
+        "scope": None if sized else rule.scope.value,
+        "per": str(rule.period) if rule.period else None,
+        "limit": "unlimited" if limit.amount is None else limit.amount,
+        "unit": "byte" if sized else rule.unit,
+        "used": status.used,
+        "remaining": status.remaining,
+        "resets_at": iso(status.reset_at),
+    }
+
+
+def _bad_request(detail: str) -> JSONResponse:
+    body = {"type": "about:blank", "title": "Bad request", "status": 400, "detail": detail}
+    return JSONResponse(body, status_code=400, media_type="application/problem+json")
+
+
+ROUTES = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/v1/chats/{chat_id}/messages", chat_message, methods=["POST"]),
+    Route("/v1/tickets", create_ticket, methods=["POST"]),
+    Route("/v1/files", upload_files, methods=["POST"]),
+    Route("/v1/usage", usage, methods=["GET"]),
+]
+
+
+def create_bare_app() -> Starlette:
+    """The chatbot API with no limits at all: the benchmarks' baseline."""
+    return Starlette(routes=ROUTES)
+
+
+def create_app(
+    plans: str | os.PathLike[str] = "plans.toml",
+    storage: str = "memory://",
+    *,
+    clock: Clock | None = None,
+    legacy_headers: bool = False,
+) -> Starlette:
+    middleware = [
+        Middleware(
+            FairUseMiddleware,
+            plans=plans,
+            storage=storage,
+            clock=clock,
+            legacy_headers=legacy_headers,
+        )
+    ]
+    return Starlette(routes=ROUTES, middleware=middleware)
+
+
+def app_from_env() -> Starlette:
+    """For `uvicorn --factory middleware.demo:app_from_env` (workers, benchmarks)."""
+    if os.environ.get("FAIRUSE_BARE"):
+        return create_bare_app()
+    return create_app(
+        os.environ.get("FAIRUSE_PLANS", "plans.toml"),
+        os.environ.get("FAIRUSE_STORAGE", "memory://"),
+    )

@@ -1,0 +1,166 @@
+"""FairUseMiddleware: identify the request, decide it in one storage call, forward or refuse."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ratelimit import Decision, FairUseError, Identity, Limiter, Policy, StorageError
+from ratelimit.clock import Clock
+from ratelimit.plans import Route, Source
+from ratelimit.storage import Storage
+
+from . import problems
+from .headers import ratelimit_headers
+from .identity import HeaderIdentity, IdentityError, IdentityHook, check_identifier, resolve
+from .routing import Router
+
+logger = logging.getLogger("fairuse")
+
+
+@dataclass(frozen=True, slots=True)
+class FairUseContext:
+    """Put in `scope["state"]["fairuse"]` (Starlette: request.state.fairuse) for the app."""
+
+    identity: Identity
+    decision: Decision
+    limiter: Limiter
+    route: Route
+
+
+class FairUseMiddleware:
+    """Pure ASGI middleware. Everything that can be computed once is computed here."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        plans: str | os.PathLike[str] | Policy = "plans.toml",
+        storage: str | Storage = "memory://",
+        limiter: Limiter | None = None,
+        identify: IdentityHook | None = None,
+        legacy_headers: bool = False,
+        clock: Clock | None = None,
+    ) -> None:
+        from ratelimit.plans_file import load_policy
+
+        self.app = app
+        if limiter is None:
+            policy = plans if isinstance(plans, Policy) else load_policy(plans)
+            limiter = Limiter(policy, storage, clock=clock)
+        self.limiter = limiter
+        self.policy = limiter.policy
+        self.router = Router(self.policy.routes)
+        self.identify: IdentityHook = identify or HeaderIdentity()
+        self.legacy_headers = legacy_headers
+        self._plan_names = tuple(self.policy.plans)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                send = self._closing_on_shutdown(send)
+            await self.app(scope, receive, send)
+            return
+        matched = self.router.match(scope["method"], scope["path"])
+        if matched is None:
+            await self.app(scope, receive, send)
+            return
+        route, params = matched
+        try:
+            decision, identity = await self._decide(scope, route, params)
+        except _Refusal as refusal:
+            await refusal.problem.send(send)
+            return
+        if not decision.allowed:
+            await problems.limit_reached(decision, self.legacy_headers).send(send)
+            return
+        scope.setdefault("state", {})["fairuse"] = FairUseContext(
+            identity, decision, self.limiter, route
+        )
+        headers = ratelimit_headers(decision, self.legacy_headers)
+        if not headers:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _closing_on_shutdown(self, send: Send) -> Send:
+        """Close storage connections once the app has shut down (lifespan passes through)."""
+
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.limiter.close()
+            await send(message)
+
+        return closing_send
+
+    async def _decide(
+        self, scope: Scope, route: Route, params: dict[str, str]
+    ) -> tuple[Decision, Identity]:
+        try:
+            identity = await resolve(self.identify, scope)
+        except IdentityError as error:
+            raise _Refusal(problems.bad_request(error.detail, field=error.field)) from None
+        plan = self.policy.plans.get(identity.plan)
+        if plan is None:
+            raise _Refusal(problems.unknown_plan(identity.plan, self._plan_names))
+        if route.plans is not None and plan.name not in route.plans:
+            allowed = [p for p in self.policy.plans.values() if p.name in route.plans]
+            raise _Refusal(problems.not_on_plan(plan, route.name.replace("_", " "), allowed))
+        try:
+            session = None
+            if route.session is not None:
+                session = check_identifier("chat id", _read(route.session, scope, params))
+            cost = 1
+            if isinstance(route.cost, Source):
+                cost = _positive_int("cost", _read(route.cost, scope, params))
+            for scope_name, source in route.ids.items():
+                value = check_identifier(scope_name.value, _read(source, scope, params))
+                identity = _with_id(identity, scope_name.value, value)
+        except IdentityError as error:
+            raise _Refusal(problems.bad_request(error.detail, field=error.field)) from None
+        try:
+            decision = await self.limiter.check(identity, route.name, session=session, cost=cost)
+        except StorageError as error:
+            logger.warning("fairuse: storage failed, letting the request through: %s", error)
+            decision = Decision(True, plan, (), None)
+        except FairUseError as error:
+            raise _Refusal(problems.bad_request(str(error))) from None
+        return decision, identity
+
+
+class _Refusal(Exception):
+    def __init__(self, problem: problems.Problem) -> None:
+        self.problem = problem
+
+
+def _read(source: Source, scope: Scope, params: dict[str, str]) -> str | None:
+    if source.kind == "path":
+        return params.get(source.name)
+    wanted = source.name.encode("latin-1")
+    for name, value in scope["headers"]:
+        if name.lower() == wanted:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _positive_int(field: str, value: str | None) -> int:
+    if value is None or not value.isdigit() or int(value) < 1:
+        raise IdentityError(field, f"The {field} must be a positive whole number.")
+    return int(value)
+
+
+def _with_id(identity: Identity, field: str, value: str) -> Identity:
+    from dataclasses import replace
+
+    if field in ("user", "ticket"):
+        return replace(identity, **{field: value})
+    return identity

@@ -1,0 +1,93 @@
+"""Who a request is for: trusted gateway headers by default, or the app's own hook."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.types import Scope
+
+from ratelimit import Identity
+
+MAX_ID_LENGTH = 128
+
+IdentityHook = Callable[[Scope], "Identity | Awaitable[Identity | None] | None"]
+
+
+class IdentityError(Exception):
+    """The request's identity is unusable; answered with 400 naming `field`."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        self.field = field
+        self.detail = detail
+        super().__init__(detail)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityHeaders:
+    """Header names set by the gateway or auth layer in front of the app (lower-case)."""
+
+    account: str = "x-account-id"
+    workspace: str = "x-workspace-id"
+    plan: str = "x-plan"
+    user: str = "x-user-id"
+
+
+def check_identifier(field: str, value: str | None) -> str:
+    """Refuse ids that are missing, empty, over 128 characters or carry control characters."""
+    if value is None:
+        raise IdentityError(field, f"The {field} is missing.")
+    if value == "":
+        raise IdentityError(field, f"The {field} is empty.")
+    if len(value) > MAX_ID_LENGTH:
+        raise IdentityError(field, f"The {field} is longer than {MAX_ID_LENGTH} characters.")
+    if not value.isprintable():
+        raise IdentityError(field, f"The {field} contains control characters.")
+    return value
+
+
+class HeaderIdentity:
+    """Reads account, workspace, plan (and user) from request headers.
+
+    The account defaults to the workspace when its header is absent. These headers must be set
+    by a trusted layer that strips any the client sent; see the README's trust model.
+    """
+
+    def __init__(self, names: IdentityHeaders = IdentityHeaders()) -> None:
+        self.names = names
+        self._wanted = {
+            names.account.encode("latin-1"): "account",
+            names.workspace.encode("latin-1"): "workspace",
+            names.plan.encode("latin-1"): "plan",
+            names.user.encode("latin-1"): "user",
+        }
+
+    def __call__(self, scope: Scope) -> Identity:
+        found: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            field = self._wanted.get(name.lower())
+            if field is not None and field not in found:
+                found[field] = value.decode("latin-1")
+        workspace = check_identifier("workspace", found.get("workspace"))
+        account = check_identifier("account", found.get("account", workspace))
+        plan = check_identifier("plan", found.get("plan"))
+        user = found.get("user")
+        return Identity(
+            account, workspace, plan, None if user is None else check_identifier("user", user)
+        )
+
+
+async def resolve(hook: IdentityHook, scope: Scope) -> Identity:
+    """Run a sync or async hook; a hook that returns None means 'no identity'."""
+    result = hook(scope)
+    if inspect.isawaitable(result):
+        result = await result
+    if result is None:
+        raise IdentityError("account", "The request carries no account identity.")
+    if not isinstance(result, Identity):
+        raise TypeError(f"identity hook returned {type(result).__name__}, expected Identity")
+    check_identifier("account", result.account)
+    check_identifier("workspace", result.workspace)
+    check_identifier("plan", result.plan)
+    return result

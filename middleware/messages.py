@@ -1,0 +1,120 @@
+"""Sentences an end user understands, built from a decision: what happened, when, what next."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from ratelimit import Decision, LimitStatus, Plan, Upgrade
+from ratelimit.periods import Period
+from ratelimit.plans import Kind, Scope
+
+SCOPE_NOUNS = {
+    Scope.ACCOUNT: "account",
+    Scope.WORKSPACE: "workspace",
+    Scope.SESSION: "chat",
+    Scope.USER: "user",
+    Scope.TICKET: "ticket",
+}
+THIS_PERIOD = {
+    "second": "this second",
+    "minute": "this minute",
+    "hour": "this hour",
+    "day": "today",
+    "week": "this week",
+    "month": "this month",
+    "year": "this year",
+}
+ARTICLE = {"hour": "an hour"}
+
+
+def plural(unit: str, count: int | None = None) -> str:
+    if count == 1:
+        return unit
+    if unit.endswith(("s", "x", "ch", "sh")):
+        return unit + "es"
+    return unit + "s"
+
+
+def amount_text(amount: int | None, unit: str) -> str:
+    if amount is None:
+        return f"unlimited {plural(unit)}"
+    return f"{amount:,} {plural(unit, amount)}"
+
+
+def every(period: Period) -> str:
+    """'a month', 'an hour', 'every 15 minutes'."""
+    if period.count == 1:
+        return ARTICLE.get(period.unit, f"a {period.unit}")
+    return f"every {period}"
+
+
+def when(moment: float, tz: ZoneInfo) -> str:
+    """'1 December 2026 at 00:00 UTC'."""
+    local = datetime.fromtimestamp(moment, tz)
+    zone = "UTC" if tz.key in ("UTC", "Etc/UTC") else local.strftime("%Z (") + tz.key + ")"
+    return f"{local.day} {local:%B %Y} at {local:%H:%M} {zone}"
+
+
+def duration(seconds: float) -> str:
+    """'45 seconds', '12 minutes', '3 hours'."""
+    whole = max(1, round(seconds))
+    for size, name in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if whole >= 2 * size or (size == 60 and whole >= 60):
+            count = -(-whole // size)
+            return f"{count} {plural(name, count)}"
+    return f"{whole} {plural('second', whole)}"
+
+
+def iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
+
+
+def limit_detail(decision: Decision, status: LimitStatus) -> str:
+    """The whole explanation of a denial: the limit, the reset, and the way out."""
+    rule = status.limit.rule
+    plan = decision.plan
+    noun = SCOPE_NOUNS[rule.scope]
+    amount = status.limit.amount
+    if rule.kind is Kind.DISTINCT:
+        first = (
+            f"This {noun} already has {amount_text(amount, rule.unit)}, "
+            f"the most the {plan.title} plan allows."
+        )
+        return f"{first} {way_out(decision, rule.unit, None)}"
+    if rule.kind is Kind.TOKEN_BUCKET:
+        assert rule.period is not None
+        first = (
+            f"This {noun} is sending {plural(rule.unit)} faster than the {plan.title} plan allows "
+            f"({amount_text(amount, rule.unit)} {every(rule.period)})."
+        )
+        return f"{first} Try again in {duration(status.retry_after)}."
+    assert rule.period is not None
+    first = (
+        f"This {noun} has used all {amount_text(amount, rule.unit)} included in the "
+        f"{plan.title} plan {THIS_PERIOD[rule.period.unit] if rule.period.count == 1 else ''}"
+    ).rstrip() + "."
+    if rule.period.calendar and status.reset_at is not None:
+        reset = f"{plural(rule.unit).capitalize()} reset on {when(status.reset_at, rule.timezone)}."
+    else:
+        reset = f"Try again in {duration(status.retry_after)}."
+    return f"{first} {reset} {way_out(decision, rule.unit, rule.period)}"
+
+
+def way_out(decision: Decision, unit: str, period: Period | None) -> str:
+    upgrade = decision.upgrade
+    if upgrade is not None:
+        return upgrade_sentence(upgrade, unit, period)
+    return f"To go beyond this limit, contact {decision.contact}."
+
+
+def upgrade_sentence(upgrade: Upgrade, unit: str, period: Period | None) -> str:
+    rate = "" if period is None or upgrade.amount is None else f" {every(period)}"
+    return f"Upgrade to {upgrade.title} for {amount_text(upgrade.amount, unit)}{rate}."
+
+
+def not_on_plan_detail(plan: Plan, route: str, allowed_on: list[Plan]) -> str:
+    names = ", ".join(p.title for p in allowed_on) or "no plan"
+    return f"The {plan.title} plan does not include {route}. It is available on: {names}."

@@ -1,0 +1,100 @@
+"""RFC 9457 problem+json answers: one small function per refusal, sent as raw ASGI messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import Send
+
+from ratelimit import Decision, Plan
+
+from .headers import ratelimit_headers
+from .messages import iso, limit_detail, not_on_plan_detail
+
+TYPE_BASE = "urn:fairuse:problem:"
+
+
+class Problem:
+    """A refusal ready to send: status, extra headers and a JSON body."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(
+        self, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or []
+
+    async def send(self, send: Send) -> None:
+        payload = json.dumps(self.body, ensure_ascii=False).encode()
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"cache-control", b"no-store"),
+            *self.headers,
+        ]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _problem(kind: str, title: str, status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"type": TYPE_BASE + kind, "title": title, "status": status, "detail": detail, **extra}
+
+
+def limit_reached(decision: Decision, legacy_headers: bool = False) -> Problem:
+    """429 for a counter, with Retry-After; 403 for a cap that waiting never lifts."""
+    binding = decision.binding
+    assert binding is not None
+    limit = binding.limit
+    body = _problem(
+        "plan-limit" if binding.is_cap else "limit-reached",
+        "Not allowed on this plan" if binding.is_cap else "Limit reached",
+        403 if binding.is_cap else 429,
+        limit_detail(decision, binding),
+        plan=decision.plan.name,
+        limit=limit.name,
+        limit_value=limit.amount,
+        used=binding.used,
+        resets_at=iso(binding.reset_at),
+        retry_after=None if binding.is_cap else decision.retry_after,
+        **{"violated-policies": [s.name for s in decision.statuses if not s.allowed]},
+    )
+    if decision.upgrade is not None:
+        upgrade = decision.upgrade
+        body["upgrade"] = {"plan": upgrade.plan, "url": upgrade.url, "limit_value": upgrade.amount}
+    else:
+        body["contact"] = decision.contact
+    headers = ratelimit_headers(decision, legacy_headers)
+    if not binding.is_cap:
+        headers.append((b"retry-after", str(decision.retry_after).encode()))
+    return Problem(body["status"], body, headers)
+
+
+def bad_request(detail: str, **extra: Any) -> Problem:
+    return Problem(400, _problem("bad-request", "Bad request", 400, detail, **extra))
+
+
+def unknown_plan(plan: str, plans: tuple[str, ...]) -> Problem:
+    detail = f"The plan {plan!r} is not one of this service's plans: {', '.join(plans)}."
+    return bad_request(detail, plan=plan, valid_plans=list(plans))
+
+
+def not_on_plan(plan: Plan, route: str, allowed_on: list[Plan]) -> Problem:
+    body = _problem(
+        "not-on-plan",
+        "Not allowed on this plan",
+        403,
+        not_on_plan_detail(plan, route, allowed_on),
+        plan=plan.name,
+    )
+    if allowed_on:
+        body["upgrade"] = {"plan": allowed_on[0].name, "url": allowed_on[0].url}
+    return Problem(403, body)
+
+
+def storage_unavailable(retry_after: int) -> Problem:
+    detail = "Usage limits cannot be checked right now. Please try again shortly."
+    body = _problem("unavailable", "Service unavailable", 503, detail, retry_after=retry_after)
+    return Problem(503, body, [(b"retry-after", str(retry_after).encode())])

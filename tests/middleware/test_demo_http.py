@@ -1,0 +1,185 @@
+"""The contract end users and load tests rely on, tried over real HTTP as a new user would."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from middleware.fairuse import FairUseMiddleware
+from ratelimit import Decision, Identity, Limiter, ManualClock
+from ratelimit.storage.redis import RedisStorage
+
+from .conftest import NOW, headers
+
+pytestmark = pytest.mark.e2e
+MONTH_END = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def chat(client: httpx.Client, chat_id: str, who: dict[str, str]) -> httpx.Response:
+    return client.post(f"/v1/chats/{chat_id}/messages", json={"text": "hello"}, headers=who)
+
+
+def middleware_of(client: httpx.Client) -> FairUseMiddleware:
+    stack = client.app.middleware_stack  # type: ignore[attr-defined]
+    while not isinstance(stack, FairUseMiddleware):
+        stack = stack.app
+    return stack
+
+
+async def spend_tickets(served: Limiter, count: int) -> Decision:
+    """Spend tickets through the served limiter's storage from this test's own event loop."""
+    storage = served.storage
+    if isinstance(storage, RedisStorage):
+        storage = RedisStorage(storage.url)
+    limiter = Limiter(served.policy, storage, clock=served.clock)
+    try:
+        return await limiter.check(Identity("lifetime", "only", "ltd"), "ticket", cost=count)
+    finally:
+        if storage is not served.storage:
+            await storage.close()
+
+
+def test_sandbox_101st_session_is_refused_with_an_upgrade_hint(demo: httpx.Client):
+    who = headers("sandbox-ws", "sandbox")
+    for n in range(100):
+        response = chat(demo, f"chat-{n}", who)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"chat_id": f"chat-{n}", "reply": "You said: hello"}
+    for _ in range(3):  # more messages in a live session never count as new sessions
+        assert chat(demo, "chat-7", who).status_code == 200
+
+    refused = chat(demo, "chat-100", who)
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["cache-control"] == "no-store"
+    assert int(refused.headers["retry-after"]) == int((MONTH_END - NOW).total_seconds())
+    body = refused.json()
+    assert body == {
+        "type": "urn:fairuse:problem:limit-reached",
+        "title": "Limit reached",
+        "status": 429,
+        "detail": (
+            "This workspace has used all 100 chat sessions included in the Sandbox plan this "
+            "month. Chat sessions reset on 1 December 2026 at 00:00 UTC. Upgrade to Pro for "
+            "10,000 chat sessions a month."
+        ),
+        "plan": "sandbox",
+        "limit": "sessions_per_month",
+        "limit_value": 100,
+        "used": 100,
+        "resets_at": "2026-12-01T00:00:00Z",
+        "retry_after": int((MONTH_END - NOW).total_seconds()),
+        "violated-policies": ["sessions_per_month"],
+        "upgrade": {
+            "plan": "pro",
+            "url": "https://jikoo.example/pricing#pro",
+            "limit_value": 10000,
+        },
+    }
+    assert refused.headers["ratelimit"].startswith('"sessions_per_month";r=0;t=')
+    assert '"sessions_per_month";q=100;w=2592000' in refused.headers["ratelimit-policy"]
+
+    usage = demo.get("/v1/usage", headers=who).json()
+    sessions = next(item for item in usage["limits"] if item["name"] == "sessions_per_month")
+    assert (sessions["used"], sessions["remaining"], sessions["limit"]) == (100, 0, 100)
+
+
+def test_the_2001st_new_chat_in_an_hour_names_the_hourly_limit(demo: httpx.Client):
+    for n in range(2000):
+        who = headers(f"ws-{n % 4}", "pro", account="busy")
+        assert chat(demo, f"c{n}", who).status_code == 200
+    refused = chat(demo, "one-more", headers("ws-9", "pro", account="busy"))
+    assert refused.status_code == 429
+    body = refused.json()
+    assert body["limit"] == "chats_per_hour"
+    assert body["limit_value"] == 2000
+    assert "contact" in body
+    assert "upgrade" not in body
+    assert body["detail"].startswith("This account has used all 2,000 chats included in the Pro")
+    assert 0 < int(refused.headers["retry-after"]) <= 3600
+    assert int(refused.headers["retry-after"]) == 30 * 60  # NOW is 10:30
+
+
+def test_ltd_second_workspace_is_forbidden_and_tickets_cap_at_10000(demo: httpx.Client):
+    first = headers("only", "ltd", account="lifetime")
+    assert demo.post("/v1/tickets", headers=first).status_code == 201
+    second = demo.post("/v1/tickets", headers=headers("another", "ltd", account="lifetime"))
+    assert second.status_code == 403
+    assert "retry-after" not in second.headers
+    body = second.json()
+    assert (body["limit"], body["limit_value"], body["contact"]) == (
+        "workspaces",
+        1,
+        "bizdev@jikoo.example",
+    )
+    assert body["detail"] == (
+        "This account already has 1 workspace, the most the LTD plan allows. "
+        "To go beyond this limit, contact bizdev@jikoo.example."
+    )
+
+    spent = asyncio.run(spend_tickets(middleware_of(demo).limiter, 9_998))  # tickets 2..9,999
+    assert spent.allowed
+    assert demo.post("/v1/tickets", headers=first).status_code == 201  # the 10,000th
+    refused = demo.post("/v1/tickets", headers=first)
+    assert refused.status_code == 429
+    body = refused.json()
+    assert (body["limit"], body["used"], body["contact"]) == (
+        "tickets_per_month",
+        10_000,
+        "bizdev@jikoo.example",
+    )
+
+
+@pytest.mark.parametrize(
+    ("sent", "detail"),
+    [
+        (
+            {"X-Workspace-ID": "w", "X-Plan": "gold"},
+            "The plan 'gold' is not one of this service's plans: sandbox, pro, unlimited, ltd.",
+        ),
+        ({"X-Plan": "pro"}, "The workspace is missing."),
+        ({"X-Workspace-ID": "", "X-Plan": "pro"}, "The workspace is empty."),
+        (
+            {"X-Workspace-ID": "w" * 129, "X-Plan": "pro"},
+            "The workspace is longer than 128 characters.",
+        ),
+        ({"X-Workspace-ID": "w\tx", "X-Plan": "pro"}, "The workspace contains control characters."),
+        ({"X-Workspace-ID": "w"}, "The plan is missing."),
+    ],
+)
+def test_bad_identity_gets_400_problem_json(demo: httpx.Client, sent: dict[str, str], detail: str):
+    response = chat(demo, "c", sent)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == detail
+
+
+def test_unruled_routes_pass_untouched(demo: httpx.Client):
+    response = demo.get("/healthz")
+    assert response.status_code == 200
+    assert "ratelimit" not in response.headers
+    assert demo.get("/nowhere").status_code == 404
+
+
+def test_allowed_responses_carry_ratelimit_fields(demo: httpx.Client):
+    response = chat(demo, "c1", headers("w", "pro"))
+    assert response.headers["ratelimit-policy"] == (
+        '"messages_per_session";q=20;w=40, "chats_per_hour";q=2000;w=3600, '
+        '"sessions_per_month";q=10000;w=2592000'
+    )
+    assert response.headers["ratelimit"] == (
+        '"messages_per_session";r=19;t=2, "chats_per_hour";r=1999;t=1800, '
+        f'"sessions_per_month";r=9999;t={int((MONTH_END - NOW).total_seconds())}'
+    )
+
+
+def test_clock_moves_and_the_month_resets(demo: httpx.Client, clock: ManualClock):
+    who = headers("resetting", "sandbox")
+    for n in range(100):
+        chat(demo, f"c{n}", who)
+    assert chat(demo, "late", who).status_code == 429
+    clock.set(MONTH_END)
+    assert chat(demo, "late", who).status_code == 200
