@@ -16,6 +16,7 @@ from ..errors import FairUseError, StorageError
 
 DECIDE_LUA = files("ratelimit").joinpath("lua/decide.lua").read_text(encoding="utf-8")
 DEFAULT_TIMEOUT = 1.0  # seconds, for connect and for each reply
+DEFAULT_MAX_CONNECTIONS = 64
 
 
 class RedisStorage:
@@ -57,10 +58,14 @@ def _client_from_url(url: str, options: dict[str, Any]) -> Any:
     options.setdefault("socket_connect_timeout", DEFAULT_TIMEOUT)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme in {"redis", "rediss", "unix"}:
-        return aioredis.Redis.from_url(url, **options)
-    if scheme == "redis+unix":
-        return aioredis.Redis.from_url("unix" + url[len("redis+unix") :], **options)
+    if scheme in {"redis", "rediss", "unix", "redis+unix"}:
+        if scheme == "redis+unix":
+            url = "unix" + url[len("redis+unix") :]
+        # Concurrent requests wait for a free connection instead of failing when all are busy.
+        options.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)
+        options.setdefault("timeout", DEFAULT_TIMEOUT)
+        pool = aioredis.BlockingConnectionPool.from_url(url, **options)
+        return aioredis.Redis.from_pool(pool)
     nodes = _host_ports(parts.netloc.rsplit("@", 1)[-1], url)
     password = parts.password
     if scheme == "redis+cluster":
