@@ -117,7 +117,8 @@ async def test_noscript_is_recovered(redis_url: str, redis_server):
         client.close()
         decision = await limiter.check(who, "call")
         assert decision.allowed
-        assert decision.binding is not None and decision.binding.used == 2
+        assert decision.binding is not None
+        assert decision.binding.used == 2
     finally:
         await limiter.close()
 
