@@ -79,7 +79,7 @@ async def test_one_round_trip_per_decision(redis_url: str, redis_server):
 
     def monitor() -> None:
         client = redis.Redis(port=redis_server.port)
-        with client.monitor() as feed:
+        with client.monitor() as feed:  # type: ignore[no-untyped-call]
             ready.set()
             for entry in feed.listen():
                 if entry["command"] == "PING":
@@ -138,7 +138,7 @@ async def test_every_key_has_a_ttl(redis_url: str, redis_server):
     try:
         keys = client.keys("*")
         assert len(keys) >= 6
-        ttls = {key.decode(): client.pttl(key) for key in keys}
+        ttls = {str(key): client.pttl(key) for key in keys}
     finally:
         client.close()
     assert all(ttl > 0 for ttl in ttls.values()), ttls
