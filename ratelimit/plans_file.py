@@ -41,31 +41,11 @@ T = TypeVar("T")
 TOP_KEYS = ("policy", "routes", "limits", "plans")
 POLICY_KEYS = ("name", "contact", "timezone", "notify_at", "session_timeout")
 ROUTE_KEYS = ("match", "session", "user", "ticket", "cost", "upload", "plans")
-LIMIT_KEYS: tuple[str, ...] = (
-    "kind",
-    "title",
-    "unit",
-    "scope",
-    "counts",
-    "per",
-    "rate",
-    "limit",
-    "burst",
-)
-LIMIT_KEYS += ("notify_at", "timezone", "routes", "fail")
+LIMIT_KEYS: tuple[str, ...] = ("kind", "title", "unit", "scope", "counts", "per", "rate")
+LIMIT_KEYS += ("limit", "burst", "notify_at", "timezone", "routes", "fail")
 PLAN_KEYS = ("title", "url", "upgrade_to", "notify_at", "limits")
 PLAN_LIMIT_KEYS = ("limit", "burst", "notify_at")
 
-_FW, _SW, _TB, _DI = Kind.FIXED_WINDOW, Kind.SLIDING_WINDOW, Kind.TOKEN_BUCKET, Kind.DISTINCT
-KIND_KEYS: dict[str, tuple[Kind, ...]] = {  # keys only some kinds take
-    "scope": (_FW, _SW, _TB, _DI),
-    "counts": (_FW, _SW, _TB, _DI),
-    "per": (_FW, _SW, _TB),
-    "rate": (_FW, _SW, _TB),
-    "burst": (_TB,),
-    "notify_at": (_FW, _SW, _DI),  # a bucket refills continuously; sizes have nothing to use up
-    "timezone": (_FW,),
-}
 ID_SCOPES = (Scope.SESSION, Scope.USER, Scope.TICKET)  # scopes whose id the request carries
 MAX_BUCKET = 2**53  # burst × period ms: the bucket level must stay an exact Lua double
 
@@ -189,9 +169,9 @@ def _read_routes(top: Table) -> dict[str, Route]:
 def _read_rule(t: Table, routes: Mapping[str, Route], tz: ZoneInfo) -> _RuleSpec:
     name = t.name.removeprefix("limits.")
     kind = Kind(t.require("kind", v.choice(tuple(Kind)), f"; one of {', '.join(Kind)}"))
-    for key, kinds in KIND_KEYS.items():
+    for key, kinds in v.KIND_KEYS.items():
         if key in t and kind not in kinds:
-            raise t.error(key, _not_for(key, kind))
+            raise t.error(key, v.not_for(key, kind))
     scope = Scope(t.get("scope", v.choice(tuple(Scope)), "account"))
     counts = _read_counts(t, kind, scope)
     sized = kind in SIZE_KINDS or counts is Counts.BYTES  # "5 MB" reads better than 5000000
@@ -219,12 +199,6 @@ def _read_rule(t: Table, routes: Mapping[str, Route], tz: ZoneInfo) -> _RuleSpec
     _check_rule_routes(t, rule, routes)
     burst = t.get("burst", v.positive_int, v.UNSET)
     return _RuleSpec(rule, _Amounts(t, default, burst, t.get("notify_at", v.notify_at, v.UNSET)))
-
-
-def _not_for(key: str, kind: Kind) -> str:
-    takers = [str(k) for k in KIND_KEYS[key]]
-    listed = ", ".join(takers[:-1]) + " and " + takers[-1] if len(takers) > 1 else takers[0]
-    return f"{key} does not apply to {kind} limits; only {listed} limits take it"
 
 
 def _read_counts(t: Table, kind: Kind, scope: Scope) -> Counts:
@@ -349,7 +323,7 @@ def _plan_limits(
         if amount is not None and rule.kind is Kind.TOKEN_BUCKET:
             burst = _first([layer.burst for layer in layers], amount)
             _check_bucket(rule, burst, layers)
-        if amount is not None and rule.kind in KIND_KEYS["notify_at"]:
+        if amount is not None and rule.kind in v.KIND_KEYS["notify_at"]:
             nearest = layers[0].notify_at if name in given else v.UNSET
             notify_at = _first([nearest, plan_notify, spec.own.notify_at], notify)
         limits[name] = Limit(rule, amount, burst, notify_at)
@@ -363,8 +337,8 @@ def _plan_amounts(t: Table, name: str, value: object, spec: _RuleSpec) -> _Amoun
     kind = spec.rule.kind
     sized = kind in SIZE_KINDS or spec.rule.counts is Counts.BYTES
     for key in ("burst", "notify_at"):
-        if key in lt and kind not in KIND_KEYS[key]:
-            raise lt.error(key, _not_for(key, kind))
+        if key in lt and kind not in v.KIND_KEYS[key]:
+            raise lt.error(key, v.not_for(key, kind))
     if "limit" not in lt and isinstance(spec.own.amount, Unset):
         message = f"missing required key 'limit': [limits.{name}] sets no default amount"
         raise lt.error("limit", message)

@@ -19,7 +19,7 @@ import limits
 
 from .errors import PlanFileError
 from .periods import Period, parse_duration, parse_period
-from .plans import Source
+from .plans import Kind, Source
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -29,6 +29,16 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 MAX_AMOUNT = 2**53  # amounts are compared as Lua doubles: stay exact
 SIZE_UNITS = {"B": 1, "KB": 10**3, "kB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 SIZE_UNITS |= {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+_FW, _SW, _TB, _DI = Kind.FIXED_WINDOW, Kind.SLIDING_WINDOW, Kind.TOKEN_BUCKET, Kind.DISTINCT
+KIND_KEYS: dict[str, tuple[Kind, ...]] = {  # keys only some kinds take
+    "scope": (_FW, _SW, _TB, _DI),
+    "counts": (_FW, _SW, _TB, _DI),
+    "per": (_FW, _SW, _TB),
+    "rate": (_FW, _SW, _TB),
+    "burst": (_TB,),
+    "notify_at": (_FW, _SW, _DI),  # a bucket refills continuously; sizes have nothing to use up
+    "timezone": (_FW,),
+}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z]+)")
 _PARAM = re.compile(r"\{([^{}]*)\}")
 _PARAM_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(:path)?")
@@ -130,6 +140,13 @@ def check_name(what: str, name: str) -> None:
             f"{what} name {show(name)} is not allowed: use 1 to 40 lower-case letters, digits"
             " or '_', starting with a letter"
         )
+
+
+def not_for(key: str, kind: Kind) -> str:
+    """Why `key` is refused on a `kind` limit, naming the kinds that do take it."""
+    takers = [str(k) for k in KIND_KEYS[key]]
+    listed = ", ".join(takers[:-1]) + " and " + takers[-1] if len(takers) > 1 else takers[0]
+    return f"{key} does not apply to {kind} limits; only {listed} limits take it"
 
 
 def text(key: str, value: object) -> str:

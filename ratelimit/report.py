@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .periods import parse_duration
+from .periods import UNIT_SECONDS
 from .plans import SIZE_KINDS, Counts, Kind, Limit, Policy, Route
 from .plans_values import SIZE_UNITS
 
@@ -40,6 +40,7 @@ def format_size(size: int) -> str:
 
 
 def format_amount(limit: Limit) -> str:
+    """A limit's amount as the table shows it: "2,000", "unlimited", "30 (burst 20)", sizes."""
     if limit.amount is None:
         return "unlimited"
     if limit.rule.kind in SIZE_KINDS or limit.rule.counts is Counts.BYTES:
@@ -103,7 +104,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def _seconds(seconds: float) -> str:
     """1800.0 -> "30 minutes": the largest whole unit, as the file would say it."""
     for unit in ("day", "hour", "minute", "second"):
-        length = parse_duration(f"1 {unit}")
+        length = UNIT_SECONDS[unit]
         if seconds >= length and seconds % length == 0:
             count = int(seconds // length)
             return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
