@@ -177,7 +177,7 @@ class Limiter:
             statuses = tuple(LimitStatus(limit, None, None, None) for limit in compiled.passive)
             return Decision(True, compiled.plan, statuses, None)
         for _attempt in range(2):
-            local_ms = int(time.time() * 1000)
+            local_ms = self._local_ms()
             keys, argv = self._request(
                 compiled, ops, identity, session, consume, cost, uploaded_bytes, local_ms
             )
@@ -188,6 +188,10 @@ class Limiter:
                 return self._decision(compiled, ops, result)
             self._windows.clear()
         raise FairUseError("storage clock disagrees with every window computed for it")
+
+    def _local_ms(self) -> int:
+        """This server's clock; with the storage clock in charge it only estimates windows."""
+        return int(time.time() * 1000)
 
     def _request(
         self,

@@ -1,0 +1,167 @@
+"""The middleware with raw ASGI apps: lifespan, pass-through, streaming, header chat ids."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from middleware import FairUseMiddleware
+from ratelimit.plans_file import parse_policy
+
+from ..servers import serve_in_thread
+
+pytestmark = pytest.mark.e2e
+
+POLICY = """
+[policy]
+name = "raw"
+contact = "help@example.test"
+
+[routes.stream]
+match = "GET /stream"
+
+[routes.message]
+match = "POST /messages"
+session = "header:X-Chat-ID"
+
+[limits.streams]
+kind = "fixed_window"
+per = "minute"
+routes = ["stream"]
+limit = 2
+
+[limits.chats]
+kind = "fixed_window"
+per = "hour"
+counts = "sessions"
+routes = ["message"]
+limit = 2
+
+[plans.basic]
+"""
+WHO = {"X-Workspace-ID": "w", "X-Plan": "basic"}
+
+
+class RawApp:
+    """A bare ASGI app: lifespan events, a slow server-sent event stream, a JSON echo."""
+
+    def __init__(self) -> None:
+        self.lifespan: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                self.lifespan.append(message["type"])
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        headers = [(b"content-type", b"text/event-stream")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if scope["path"] == "/stream":
+            for n in range(3):
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": f"data: {n}\n\n".encode(),
+                        "more_body": True,
+                    }
+                )
+                await asyncio.sleep(0.3)
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            state = scope.get("state", {}).get("fairuse")
+            body = {
+                "path": scope["path"],
+                "new_session": state.decision.new_session if state else None,
+            }
+            await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+def serve(app: RawApp, **options: object) -> FairUseMiddleware:
+    return FairUseMiddleware(app, plans=parse_policy(POLICY, "raw.toml"), **options)  # type: ignore[arg-type]
+
+
+def test_lifespan_passes_through_and_unruled_paths_are_untouched():
+    app = RawApp()
+    with serve_in_thread(serve(app)) as url:
+        response = httpx.get(f"{url}/anything", headers={"X-Plan": "nonsense"})
+        assert response.status_code == 200
+        assert "ratelimit" not in response.headers
+    assert app.lifespan == ["lifespan.startup", "lifespan.shutdown"]
+
+
+def test_event_stream_flows_through_unbuffered():
+    with serve_in_thread(serve(RawApp())) as url, httpx.Client() as client:
+        started = time.monotonic()
+        with client.stream("GET", f"{url}/stream", headers=WHO) as response:
+            assert response.headers["ratelimit"].startswith('"streams";r=1;')
+            chunks = response.iter_raw()
+            first = next(chunks)
+            first_at = time.monotonic() - started
+            rest = b"".join(chunks)
+        total = time.monotonic() - started
+    assert first == b"data: 0\n\n"
+    assert rest == b"data: 1\n\ndata: 2\n\n"
+    # the first event arrived before the stream ended: nothing held it back
+    assert first_at < total - 0.4
+
+
+def test_chat_id_from_a_header_counts_sessions_once():
+    with serve_in_thread(serve(RawApp())) as url, httpx.Client(base_url=url) as client:
+        first = client.post("/messages", headers={**WHO, "X-Chat-ID": "a"}).json()
+        again = client.post("/messages", headers={**WHO, "X-Chat-ID": "a"}).json()
+        assert (first["new_session"], again["new_session"]) == (True, False)
+        assert client.post("/messages", headers={**WHO, "X-Chat-ID": "b"}).status_code == 200
+        refused = client.post("/messages", headers={**WHO, "X-Chat-ID": "c"})
+        assert refused.status_code == 429
+        missing = client.post("/messages", headers=WHO)
+        assert missing.status_code == 400
+        assert missing.json()["detail"] == "The chat id is missing."
+
+
+def test_legacy_headers_behind_a_setting():
+    with serve_in_thread(serve(RawApp(), legacy_headers=True)) as url:
+        response = httpx.post(f"{url}/messages", headers={**WHO, "X-Chat-ID": "a"})
+    assert response.headers["x-ratelimit-limit"] == "2"
+    assert response.headers["x-ratelimit-remaining"] == "1"
+    assert int(response.headers["x-ratelimit-reset"]) > time.time()
+    with serve_in_thread(serve(RawApp())) as url:
+        plain = httpx.post(f"{url}/messages", headers={**WHO, "X-Chat-ID": "a"})
+    assert "x-ratelimit-limit" not in plain.headers
+
+
+def test_usage_and_files_on_the_demo(demo: httpx.Client):
+    who = {"X-Workspace-ID": "w", "X-Plan": "pro", "X-Account-ID": "acme"}
+    demo.post("/v1/chats/c1/messages", json={"text": "hi"}, headers=who)
+    usage = demo.get("/v1/usage", headers=who).json()
+    assert (usage["account"], usage["workspace"], usage["plan"]) == ("acme", "w", "pro")
+    by_name = {item["name"]: item for item in usage["limits"]}
+    assert by_name["sessions_per_month"] == {
+        "name": "sessions_per_month",
+        "title": "chat sessions per month",
+        "scope": "workspace",
+        "per": "month",
+        "limit": 10000,
+        "unit": "chat session",
+        "used": 1,
+        "remaining": 9999,
+        "resets_at": "2026-12-01T00:00:00Z",
+    }
+    assert by_name["tickets_per_month"]["limit"] == "unlimited"
+    files = {"a": ("a.txt", b"x" * 10), "b": ("b.bin", b"y" * 2048)}
+    uploaded = demo.post("/v1/files", files=files, headers=who)
+    assert uploaded.status_code == 201
+    assert uploaded.json() == {
+        "files": [
+            {"field": "a", "filename": "a.txt", "size": 10},
+            {"field": "b", "filename": "b.bin", "size": 2048},
+        ]
+    }

@@ -1,0 +1,71 @@
+"""The fairuse command as a user runs it: check a policy, serve the demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ..conftest import ROOT
+from ..redis_servers import free_port
+
+FAIRUSE = [sys.executable, "-m", "middleware.cli"]
+
+
+def test_check_prints_the_four_plans():
+    done = subprocess.run(
+        [*FAIRUSE, "check", "plans.toml"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    for plan in ("sandbox", "pro", "unlimited", "ltd"):
+        assert plan in done.stdout
+    assert "10,000" in done.stdout
+    assert "50,000" in done.stdout
+
+
+def test_check_names_file_table_and_key(tmp_path: Path):
+    bad = tmp_path / "plans.toml"
+    bad.write_text(
+        (ROOT / "plans.toml")
+        .read_text()
+        .replace("sessions_per_month = 10_000", 'sessions_per_month = "ten"')
+    )
+    done = subprocess.run([*FAIRUSE, "check", str(bad)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"{bad}: [plans.pro.limits.sessions_per_month] "
+        'limit must be a positive integer or "unlimited", got "ten"'
+    )
+
+
+@pytest.mark.e2e
+def test_demo_prints_its_url_when_ready_and_serves():
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    demo = subprocess.Popen(
+        [*FAIRUSE, "demo", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert demo.stdout is not None
+        line = demo.stdout.readline()
+        assert line.startswith(f"fairuse demo ready at http://127.0.0.1:{port}")
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}
+        who = {"X-Workspace-ID": "w", "X-Plan": "sandbox"}
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chats/c/messages", json={"text": "hi"}, headers=who
+        )
+        assert reply.json() == {"chat_id": "c", "reply": "You said: hi"}
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=10)
+        if demo.stdout is not None:
+            demo.stdout.close()
