@@ -1,0 +1,104 @@
+"""The sentences end users read, for each kind of limit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from middleware.messages import duration, limit_detail, plural
+from ratelimit import Decision, Identity, Limiter, ManualClock
+from ratelimit.plans_file import load_policy
+from ratelimit.storage.memory import MemoryStorage
+
+SMALL = Path(__file__).parents[1] / "ratelimit" / "policies" / "small.toml"
+
+
+async def refuse(plan: str, route: str, times: int, session: str | None = None) -> Decision:
+    clock = ManualClock(datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC))
+    limiter = Limiter(load_policy(SMALL), MemoryStorage(), clock=clock)
+    who = Identity("acme", "main", plan)
+    for n in range(times):
+        chat = session or f"c{n}"
+        await limiter.check(who, route, session=chat if route == "chat" else None)
+    decision = await limiter.check(
+        who, route, session=session or "last" if route == "chat" else None
+    )
+    assert not decision.allowed
+    return decision
+
+
+async def test_monthly_quota_sentence_with_upgrade():
+    decision = await refuse("free", "chat", 3)
+    assert decision.binding is not None
+    assert limit_detail(decision, decision.binding) == (
+        "This workspace has used all 3 chat sessions included in the Free plan this month. "
+        "Chat sessions reset on 1 December 2026 at 00:00 UTC. "
+        "Upgrade to Team for 10 chat sessions a month."
+    )
+
+
+async def test_hourly_sentence_with_contact():
+    decision = await refuse("big", "chat", 5)
+    assert decision.binding is not None
+    assert limit_detail(decision, decision.binding) == (
+        "This account has used all 5 chats included in the Big plan this hour. "
+        "Try again in 60 minutes. To go beyond this limit, contact help@example.test."
+    )
+
+
+async def test_day_in_another_timezone_names_the_zone():
+    decision = await refuse("free", "call", 4)
+    assert decision.binding is not None
+    assert limit_detail(decision, decision.binding) == (
+        "This account has used all 4 requests included in the Free plan today. "
+        "Requests reset on 24 November 2026 at 00:00 EST (America/New_York). "
+        "To go beyond this limit, contact help@example.test."
+    )
+
+
+async def test_flood_guard_sentence():
+    decision = await refuse("big", "chat", 3, session="s")
+    assert decision.binding is not None
+    assert limit_detail(decision, decision.binding) == (
+        "This chat is sending messages faster than the Big plan allows (6 messages a minute). "
+        "Try again in 10 seconds."
+    )
+
+
+async def test_cap_sentence():
+    clock = ManualClock(datetime(2026, 11, 23, tzinfo=UTC))
+    limiter = Limiter(load_policy(SMALL), MemoryStorage(), clock=clock)
+    for workspace in ("a", "b"):
+        await limiter.check(Identity("acme", workspace, "big"), "call")
+    decision = await limiter.check(Identity("acme", "c", "big"), "call")
+    assert decision.binding is not None
+    assert limit_detail(decision, decision.binding) == (
+        "This account already has 2 workspaces, the most the Big plan allows. "
+        "To go beyond this limit, contact help@example.test."
+    )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.2, "1 second"),
+        (45, "45 seconds"),
+        (60, "1 minute"),
+        (61, "2 minutes"),
+        (7200, "2 hours"),
+        (3 * 86400, "3 days"),
+    ],
+)
+def test_duration(seconds: float, text: str):
+    assert duration(seconds) == text
+
+
+def test_plural():
+    assert [plural("chat"), plural("chat", 1), plural("box"), plural("session")] == [
+        "chats",
+        "chat",
+        "boxes",
+        "sessions",
+    ]
