@@ -15,7 +15,7 @@ KOLKATA = ZoneInfo("Asia/Kolkata")
 
 
 def ts(*parts: int, tz: ZoneInfo = UTC_ZONE) -> float:
-    return datetime(*parts, tzinfo=tz).timestamp()  # type: ignore[misc]
+    return datetime(*parts, tzinfo=tz).timestamp()  # type: ignore[arg-type,misc]
 
 
 @pytest.mark.parametrize(
