@@ -12,10 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ratelimit import Decision, LimitStatus
+from ratelimit import Decision, LimitStatus, StorageError
 from ratelimit.clock import Clock
 from ratelimit.plans import SIZE_KINDS
 
+from . import problems
 from .fairuse import FairUseContext, FairUseMiddleware
 from .messages import iso
 
@@ -57,7 +58,10 @@ async def usage(request: Request) -> JSONResponse:
     context: FairUseContext | None = getattr(request.state, "fairuse", None)
     if context is None:
         return _bad_request("Usage needs the fair-use middleware in front of this app.")
-    decision = await context.limiter.peek(context.identity)
+    try:
+        decision = await context.limiter.peek(context.identity)
+    except StorageError:
+        return _unavailable()
     return JSONResponse(usage_document(context, decision))
 
 
@@ -86,6 +90,12 @@ def _usage_entry(status: LimitStatus) -> dict[str, object]:
         "remaining": status.remaining,
         "resets_at": iso(status.reset_at),
     }
+
+
+def _unavailable() -> JSONResponse:
+    problem = problems.storage_unavailable(1)
+    headers = {name.decode(): value.decode() for name, value in problem.headers}
+    return JSONResponse(problem.body, 503, headers, "application/problem+json")
 
 
 def _bad_request(detail: str) -> JSONResponse:

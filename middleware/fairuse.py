@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
@@ -14,11 +13,11 @@ from ratelimit.plans import Route, Source
 from ratelimit.storage import Storage
 
 from . import problems
+from .active import ActivePolicy
 from .headers import ratelimit_headers
 from .identity import HeaderIdentity, IdentityError, IdentityHook, check_identifier, resolve
+from .reload import PolicyWatcher, file_signature
 from .routing import Router
-
-logger = logging.getLogger("fairuse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,33 +43,55 @@ class FairUseMiddleware:
         identify: IdentityHook | None = None,
         legacy_headers: bool = False,
         clock: Clock | None = None,
+        reload_interval: float | None = 1.0,
     ) -> None:
         from ratelimit.plans_file import load_policy
 
         self.app = app
+        self.watcher: PolicyWatcher | None = None
         if limiter is None:
+            seen = None if isinstance(plans, Policy) else file_signature(plans)
             policy = plans if isinstance(plans, Policy) else load_policy(plans)
             limiter = Limiter(policy, storage, clock=clock)
-        self.limiter = limiter
-        self.policy = limiter.policy
-        self.router = Router(self.policy.routes)
+            if seen is not None and reload_interval is not None:
+                self.watcher = PolicyWatcher(
+                    policy.path, self._swap, interval=reload_interval, seen=seen
+                )
+        self.active = ActivePolicy.from_limiter(limiter)
         self.identify: IdentityHook = identify or HeaderIdentity()
         self.legacy_headers = legacy_headers
-        self._plan_names = tuple(self.policy.plans)
+
+    @property
+    def limiter(self) -> Limiter:
+        return self.active.limiter
+
+    @property
+    def policy(self) -> Policy:
+        return self.active.policy
+
+    @property
+    def router(self) -> Router:
+        return self.active.router
+
+    def _swap(self, policy: Policy) -> None:
+        self.active = self.active.replaced(policy)  # one assignment: requests see old or new
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.watcher is not None:
+            self.watcher.ensure_running()
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
                 send = self._closing_on_shutdown(send)
             await self.app(scope, receive, send)
             return
-        matched = self.router.match(scope["method"], scope["path"])
+        active = self.active
+        matched = active.router.match(scope["method"], scope["path"])
         if matched is None:
             await self.app(scope, receive, send)
             return
         route, params = matched
         try:
-            decision, identity = await self._decide(scope, route, params)
+            decision, identity = await self._decide(active, scope, route, params)
         except _Refusal as refusal:
             await refusal.problem.send(send)
             return
@@ -78,7 +99,7 @@ class FairUseMiddleware:
             await problems.limit_reached(decision, self.legacy_headers).send(send)
             return
         scope.setdefault("state", {})["fairuse"] = FairUseContext(
-            identity, decision, self.limiter, route
+            identity, decision, active.limiter, route
         )
         headers = ratelimit_headers(decision, self.legacy_headers)
         if not headers:
@@ -97,23 +118,25 @@ class FairUseMiddleware:
 
         async def closing_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
+                if self.watcher is not None:
+                    self.watcher.stop()
                 await self.limiter.close()
             await send(message)
 
         return closing_send
 
     async def _decide(
-        self, scope: Scope, route: Route, params: dict[str, str]
+        self, active: ActivePolicy, scope: Scope, route: Route, params: dict[str, str]
     ) -> tuple[Decision, Identity]:
         try:
             identity = await resolve(self.identify, scope)
         except IdentityError as error:
             raise _Refusal(problems.bad_request(error.detail, field=error.field)) from None
-        plan = self.policy.plans.get(identity.plan)
+        plan = active.policy.plans.get(identity.plan)
         if plan is None:
-            raise _Refusal(problems.unknown_plan(identity.plan, self._plan_names))
+            raise _Refusal(problems.unknown_plan(identity.plan, active.plan_names))
         if route.plans is not None and plan.name not in route.plans:
-            allowed = [p for p in self.policy.plans.values() if p.name in route.plans]
+            allowed = [p for p in active.policy.plans.values() if p.name in route.plans]
             raise _Refusal(problems.not_on_plan(plan, route.name.replace("_", " "), allowed))
         try:
             session = None
@@ -128,10 +151,13 @@ class FairUseMiddleware:
         except IdentityError as error:
             raise _Refusal(problems.bad_request(error.detail, field=error.field)) from None
         try:
-            decision = await self.limiter.check(identity, route.name, session=session, cost=cost)
-        except StorageError as error:
-            logger.warning("fairuse: storage failed, letting the request through: %s", error)
-            decision = Decision(True, plan, (), None)
+            decision = await active.limiter.check(identity, route.name, session=session, cost=cost)
+        except StorageError:  # logged by the storage's breaker, once per outage
+            fallback = active.fallback
+            found = await fallback.decide(plan, identity, route.name, session=session, cost=cost)
+            if found is None:
+                raise _Refusal(problems.storage_unavailable(1)) from None
+            decision = found
         except FairUseError as error:
             raise _Refusal(problems.bad_request(str(error))) from None
         return decision, identity

@@ -64,7 +64,7 @@ class Rule:
     period: Period | None
     timezone: ZoneInfo
     routes: frozenset[str] | None  # None: every ruled route
-    fail: str = "open"  # what to do when storage is down: open or closed
+    fail: str = "open"  # when storage is down: open, closed or local (see fallback.py)
 
     @property
     def gated_by_session(self) -> bool:

@@ -194,7 +194,7 @@ def _read_rule(t: Table, routes: Mapping[str, Route], tz: ZoneInfo) -> _RuleSpec
         period=period,
         timezone=t.get("timezone", v.timezone, tz),
         routes=_read_rule_routes(t, kind, routes),
-        fail=t.get("fail", v.choice(("open", "closed")), "open"),
+        fail=t.get("fail", v.choice(("open", "closed", "local")), "open"),
     )
     _check_rule_routes(t, rule, routes)
     burst = t.get("burst", v.positive_int, v.UNSET)

@@ -1,22 +1,29 @@
-"""Redis storage (redis-py asyncio, hiredis): one EVALSHA per decision, NOSCRIPT recovered."""
+"""Redis storage (redis-py asyncio, hiredis): one EVALSHA per decision, NOSCRIPT recovered.
+
+Failures never retry (a retried script could count a request twice) and go through a circuit
+breaker, so that while Redis is down requests learn it at once instead of each waiting a timeout.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
-from redis.exceptions import RedisError
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException, RedisError
 
-from ..errors import FairUseError, StorageError
+from ..errors import StorageError
+from .breaker import CircuitBreaker, CircuitOpen
+from .redis_url import DEFAULT_MAX_CONNECTIONS, RedisSettings, parse_redis_url
 
 DECIDE_LUA = files("ratelimit").joinpath("lua/decide.lua").read_text(encoding="utf-8")
-DEFAULT_TIMEOUT = 1.0  # seconds, for connect and for each reply
-DEFAULT_MAX_CONNECTIONS = 64
+FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
 class RedisStorage:
@@ -24,14 +31,30 @@ class RedisStorage:
 
     def __init__(self, url: str, **options: Any) -> None:
         self.url = url
-        self.client = _client_from_url(url, options)
+        self.settings = parse_redis_url(url)
+        self.client = _client(self.settings, options)
+        self.breaker = CircuitBreaker(
+            self.settings.display,
+            failures=self.settings.breaker_failures,
+            cooldown=self.settings.breaker_cooldown,
+        )
         self._decide = self.client.register_script(DECIDE_LUA)
 
     async def decide(self, keys: Sequence[str], argv: Sequence[str]) -> list[int]:
+        breaker = self.breaker
+        try:
+            breaker.before_call()
+        except CircuitOpen as error:
+            raise StorageError(error) from None
         try:
             result = await self._decide(keys=list(keys), args=list(argv))
-        except RedisError as error:
+        except FAILURES as error:
+            breaker.failed(error)
             raise StorageError(error) from error
+        except BaseException:
+            breaker.abandoned()
+            raise
+        breaker.succeeded()
         return [int(x) for x in result]
 
     async def delete_matching(self, pattern: str) -> int:
@@ -39,57 +62,44 @@ class RedisStorage:
             doomed = [key async for key in self.client.scan_iter(match=pattern, count=1000)]
             for key in doomed:
                 await self.client.delete(key)
-        except RedisError as error:
+        except FAILURES as error:
             raise StorageError(error) from error
         return len(doomed)
 
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())
-        except RedisError:
+        except FAILURES:
             return False
 
     async def close(self) -> None:
         await self.client.aclose()
 
 
-def _client_from_url(url: str, options: dict[str, Any]) -> Any:
-    options.setdefault("socket_timeout", DEFAULT_TIMEOUT)
-    options.setdefault("socket_connect_timeout", DEFAULT_TIMEOUT)
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme in {"redis", "rediss", "unix", "redis+unix"}:
-        if scheme == "redis+unix":
-            url = "unix" + url[len("redis+unix") :]
+def _client(settings: RedisSettings, options: dict[str, Any]) -> Any:
+    options.setdefault("socket_timeout", settings.socket_timeout)
+    options.setdefault("socket_connect_timeout", settings.socket_connect_timeout)
+    options.setdefault("retry", Retry(NoBackoff(), 0))
+    if settings.kind == "single":
         # Concurrent requests wait for a free connection instead of failing when all are busy.
-        options.setdefault("max_connections", DEFAULT_MAX_CONNECTIONS)
-        options.setdefault("timeout", DEFAULT_TIMEOUT)
-        pool = aioredis.BlockingConnectionPool.from_url(url, **options)
+        options.setdefault("max_connections", settings.max_connections or DEFAULT_MAX_CONNECTIONS)
+        options.setdefault("timeout", settings.pool_timeout)
+        pool = aioredis.BlockingConnectionPool.from_url(settings.url, **options)
         return aioredis.Redis.from_pool(pool)
-    nodes = _host_ports(parts.netloc.rsplit("@", 1)[-1], url)
-    password = parts.password
-    if scheme == "redis+cluster":
+    auth: dict[str, Any] = {"username": settings.username, "password": settings.password}
+    if settings.kind == "cluster":
+        # No blocking pool on a cluster: a capped pool would refuse a burst, not queue it.
+        if settings.max_connections is not None:
+            options.setdefault("max_connections", settings.max_connections)
         return RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-            password=password,
+            startup_nodes=[ClusterNode(host, port) for host, port in settings.nodes],
+            **auth,
             **options,
         )
-    if scheme == "redis+sentinel":
-        service = parts.path.strip("/").split("/")[0]
-        if not service:
-            raise FairUseError(f"storage URL {url!r} needs a service name: .../SERVICE")
-        query = parse_qs(parts.query)
-        db = int(query.get("db", ["0"])[0])
-        sentinel = Sentinel(nodes, sentinel_kwargs={"password": password}, **options)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(service, db=db, password=password)
-    raise FairUseError(f"unsupported storage URL {url!r}")
-
-
-def _host_ports(netloc: str, url: str) -> list[tuple[str, int]]:
-    nodes = []
-    for part in netloc.split(","):
-        host, _, port = part.rpartition(":")
-        if not host or not port.isdigit():
-            raise FairUseError(f"storage URL {url!r}: expected host:port, got {part!r}")
-        nodes.append((host.strip("[]"), int(port)))
-    return nodes
+    sentinel_options = {
+        "socket_timeout": options["socket_timeout"],
+        "socket_connect_timeout": options["socket_connect_timeout"],
+        **auth,
+    }
+    sentinel = Sentinel(settings.nodes, sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call]
+    return sentinel.master_for(settings.service, db=settings.db, **auth)

@@ -31,7 +31,10 @@ INVALID = [
     ),
     ("bad_cost", '[routes.chat] cost must be a positive integer or "header:Header-Name", got 0'),
     ("bad_duration", "[policy] session_timeout: unknown duration unit 'soon' in 'soon'"),
-    ("bad_fail", '[limits.sessions_per_month] fail must be one of open, closed, got "maybe"'),
+    (
+        "bad_fail",
+        '[limits.sessions_per_month] fail must be one of open, closed, local, got "maybe"',
+    ),
     (
         "bad_kind",
         "[limits.chats] kind must be one of fixed_window, sliding_window, token_bucket, "

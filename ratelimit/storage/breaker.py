@@ -1,0 +1,88 @@
+"""A circuit breaker, so that a storage outage costs requests no waiting.
+
+After `failures` consecutive failed calls the breaker opens: calls fail at once, without touching
+the network, for `cooldown` seconds. Then one call goes through as a probe while the others keep
+failing fast; its success closes the breaker, its failure opens it for another cooldown. Each
+transition is logged once (not each failed request).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+logger = logging.getLogger("fairuse.storage")
+
+CLOSED, OPEN, PROBING = "closed", "open", "probing"
+
+
+class CircuitOpen(Exception):
+    """Raised instead of calling storage while the breaker is open."""
+
+
+class CircuitBreaker:
+    """Counts consecutive failures of one storage. Not thread-safe: one per event loop."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failures: int = 3,
+        cooldown: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if failures < 1 or cooldown <= 0:
+            raise ValueError("a breaker needs failures >= 1 and cooldown > 0")
+        self.name = name
+        self.failures = failures
+        self.cooldown = cooldown
+        self.state = CLOSED
+        self.transitions = 0  # times the breaker opened or closed: one log line each
+        self._clock = clock
+        self._failed = 0
+        self._opened_at = 0.0
+        self._down_since = 0.0
+        self._last_error: BaseException | None = None
+
+    def before_call(self) -> None:
+        """Raise CircuitOpen unless the call may reach storage (maybe as the one probe)."""
+        if self.state == CLOSED:
+            return
+        if self.state == OPEN and self._clock() - self._opened_at >= self.cooldown:
+            self.state = PROBING
+            return
+        raise CircuitOpen(f"{self.name} is unavailable (last error: {self._last_error!r})")
+
+    def succeeded(self) -> None:
+        if self.state != CLOSED:
+            down = self._clock() - self._down_since
+            logger.warning("fairuse: storage %s is back after %.1f s", self.name, down)
+            self.transitions += 1
+            self.state = CLOSED
+        self._failed = 0
+
+    def failed(self, error: BaseException) -> None:
+        self._last_error = error
+        if self.state == PROBING:
+            self.state, self._opened_at = OPEN, self._clock()
+            logger.debug("fairuse: storage %s still unavailable: %r", self.name, error)
+            return
+        self._failed += 1
+        if self.state == CLOSED and self._failed >= self.failures:
+            self.state = OPEN
+            self._opened_at = self._down_since = self._clock()
+            self.transitions += 1
+            logger.error(
+                "fairuse: storage %s unavailable after %d consecutive failures (%r); "
+                "applying each limit's fail policy, probing every %.2f s",
+                self.name,
+                self._failed,
+                error,
+                self.cooldown,
+            )
+
+    def abandoned(self) -> None:
+        """The call was cancelled before it finished: neither success nor failure."""
+        if self.state == PROBING:
+            self.state = OPEN  # the next caller probes at once: the cooldown has passed
