@@ -96,7 +96,10 @@ class FairUseMiddleware:
             await refusal.problem.send(send)
             return
         if not decision.allowed:
-            await problems.limit_reached(decision, self.legacy_headers).send(send)
+            if decision.suspended is not None:
+                await problems.suspended(decision, self.policy.contact).send(send)
+            else:
+                await problems.limit_reached(decision, self.legacy_headers).send(send)
             return
         scope.setdefault("state", {})["fairuse"] = FairUseContext(
             identity, decision, active.limiter, route

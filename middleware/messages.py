@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from ratelimit import Decision, LimitStatus, Plan, Upgrade
+from ratelimit.decision import Suspension
 from ratelimit.periods import Period
 from ratelimit.plans import Kind, Scope
 
@@ -118,3 +119,12 @@ def upgrade_sentence(upgrade: Upgrade, unit: str, period: Period | None) -> str:
 def not_on_plan_detail(plan: Plan, route: str, allowed_on: list[Plan]) -> str:
     names = ", ".join(p.title for p in allowed_on) or "no plan"
     return f"The {plan.title} plan does not include {route}. It is available on: {names}."
+
+
+def suspended_detail(suspension: Suspension, contact: str) -> str:
+    """'This workspace is suspended until 24 November 2026 at 10:30 UTC. To have it ...'."""
+    noun = SCOPE_NOUNS[suspension.scope]
+    if suspension.until is None:
+        return f"This {noun} is suspended. To have it restored, contact {contact}."
+    end = when(suspension.until, ZoneInfo("UTC"))
+    return f"This {noun} is suspended until {end}. To have it restored sooner, contact {contact}."

@@ -10,7 +10,7 @@ from starlette.types import Send
 from ratelimit import Decision, Plan
 
 from .headers import ratelimit_headers
-from .messages import iso, limit_detail, not_on_plan_detail
+from .messages import iso, limit_detail, not_on_plan_detail, suspended_detail
 
 TYPE_BASE = "urn:fairuse:problem:"
 
@@ -70,6 +70,24 @@ def limit_reached(decision: Decision, legacy_headers: bool = False) -> Problem:
     if not binding.is_cap:
         headers.append((b"retry-after", str(decision.retry_after).encode()))
     return Problem(body["status"], body, headers)
+
+
+def suspended(decision: Decision, contact: str) -> Problem:
+    """403 for a suspended workspace or account: until when, and whom to contact."""
+    suspension = decision.suspended
+    if suspension is None:
+        raise ValueError("the decision holds no suspension")
+    body = _problem(
+        "suspended",
+        "Suspended",
+        403,
+        suspended_detail(suspension, contact),
+        plan=decision.plan.name,
+        scope=suspension.scope.value,
+        suspended_until=iso(suspension.until),
+        contact=contact,
+    )
+    return Problem(403, body)
 
 
 def bad_request(detail: str, **extra: Any) -> Problem:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import lifecycle
+
 OP_WIDTH = 9
 FIXED_WINDOW, SLIDING_WINDOW, TOKEN_BUCKET, DISTINCT = 1, 2, 3, 4
 
@@ -35,6 +37,13 @@ class Keyspace:
     def expire(self, key: str, now: int, ttl_ms: int) -> None:
         if key in self.values:
             self.expires[key] = now + ttl_ms
+
+    def pttl(self, key: str, now: int) -> int:
+        """Redis PTTL: -2 for a missing key, -1 for one that never expires."""
+        if self.get(key, now) is None:
+            return -2
+        expires = self.expires.get(key)
+        return -1 if expires is None else expires - now
 
     def delete(self, key: str) -> None:
         self.values.pop(key, None)
@@ -80,6 +89,11 @@ def decide(space: Keyspace, keys: Sequence[str], argv: Sequence[str], clock_ms: 
         idle_until = space.get(keys[0], now)
         if idle_until is None or idle_until <= now:
             new_session = 1
+    life = lifecycle.parse(keys, argv, first_key + nops, nops)
+    if life is not None:
+        lifecycle.check_suspended(space, life, now)
+        if life.held > 0 and consume:
+            return [-2, 0, now, life.held, life.held_until]
 
     ops: list[_Op] = []
     allowed = True
@@ -95,6 +109,11 @@ def decide(space: Keyspace, keys: Sequence[str], argv: Sequence[str], clock_ms: 
         )
         if argv[a + 1] == "1" and new_session == 0:
             op.cost = 0
+        overridden = None if life is None else lifecycle.override(life, i, now)
+        if overridden is not None:
+            op.limit, op.notify = overridden
+            if op.kind == TOKEN_BUCKET:  # a bucket refills: no notice
+                op.notify = 0
         if op.kind == FIXED_WINDOW:
             if not _check_fixed(space, op, now):
                 return [-1, 0, now]
@@ -136,7 +155,12 @@ def decide(space: Keyspace, keys: Sequence[str], argv: Sequence[str], clock_ms: 
         out += [op.notice, op.first]
     if allowed and consume and timeout > 0:
         space.put(keys[0], now + timeout, now, timeout + 60000)
-    return out
+    if life is None:
+        return out
+    tripped = 0
+    if not allowed and consume and life.threshold > 0:
+        tripped = lifecycle.count_denial(space, life, now)
+    return [*out, life.held, life.held_until, tripped, *(op.limit for op in ops)]
 
 
 def _check_fixed(space: Keyspace, op: _Op, now: int) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .plans import Kind, Limit, Plan, Upgrade
+from .plans import Kind, Limit, Plan, Scope, Upgrade
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,14 @@ class LimitStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Suspension:
+    """A workspace, or a whole account, refused until `until` (epoch seconds; None: no end)."""
+
+    scope: Scope  # Scope.WORKSPACE or Scope.ACCOUNT
+    until: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """The answer for one request. Denied requests consumed nothing."""
 
@@ -50,6 +58,8 @@ class Decision:
     upgrade: Upgrade | None = None  # the next plan that lifts the binding limit
     contact: str | None = None  # whom to reach when no plan lifts it
     now: float = 0.0  # the storage clock when it decided, epoch seconds
+    suspended: Suspension | None = None  # in force when the request came: it was refused
+    suspends: Suspension | None = None  # this request's denial suspended its workspace
 
     @property
     def retry_after(self) -> int:

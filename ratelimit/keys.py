@@ -34,3 +34,18 @@ def limit_key(base: str, limit: str, scope: Scope, ids: dict[Scope, str]) -> str
 def session_key(base: str, workspace: str, session: str) -> str:
     """Marks a live chat session; its value is the ms time the session goes idle."""
     return f"{base}:s:{escape(workspace)}:{escape(session)}"
+
+
+def overrides_key(base: str) -> str:
+    """The account's limit overrides: fields LIMIT and LIMIT:w:WORKSPACE (see decide.lua)."""
+    return f"{base}:o"
+
+
+def suspensions_key(base: str) -> str:
+    """The account's suspensions: one field per suspended workspace, "*" for all of them."""
+    return f"{base}:x"
+
+
+def denials_key(base: str, workspace: str) -> str:
+    """Denied requests of one workspace since the first in the suspension rule's period."""
+    return f"{base}:d:{escape(workspace)}"

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from . import lifecycle_args as life
 from .clock import Clock
 from .decision import Decision, LimitStatus, pick_binding
 from .errors import FairUseError, UnknownPlanError
@@ -48,6 +49,7 @@ class _Op:
     notify: str
     counts: Counts
     scope: Scope
+    life: tuple[str, str]  # limit name and notify_at in millionths, for overrides
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ class _Compiled:
     ops: tuple[_Op, ...]
     passive: tuple[Limit, ...]  # unlimited and size limits: reported, never stored
     uses_session: bool
+    suspension: tuple[str, str, str]  # the plan's suspension rule, as script arguments
 
 
 class Limiter:
@@ -155,10 +158,12 @@ class Limiter:
                     notify=str(limit.notify_count),
                     counts=rule.counts,
                     scope=rule.scope,
+                    life=life.op_args(limit),
                 )
             )
         uses_session = any(op.gate == "1" or op.scope is Scope.SESSION for op in ops)
-        return _Compiled(plan, tuple(ops), tuple(passive), uses_session)
+        suspension = life.rule_args(plan.suspension)
+        return _Compiled(plan, tuple(ops), tuple(passive), uses_session, suspension)
 
     async def _decide(
         self,
@@ -173,9 +178,7 @@ class Limiter:
         if session is None:
             ops = tuple(op for op in ops if op.scope is not Scope.SESSION)
         ops = tuple(op for op in ops if _scope_id(op.scope, identity, session) is not None)
-        if not ops:
-            statuses = tuple(LimitStatus(limit, None, None, None) for limit in compiled.passive)
-            return Decision(True, compiled.plan, statuses, None)
+        # Even with no counted limit the script runs: it checks the workspace's suspension.
         for _attempt in range(2):
             local_ms = self._local_ms()
             keys, argv = self._request(
@@ -184,6 +187,11 @@ class Limiter:
             result = await self.storage.decide(keys, argv)
             if self.clock is None:
                 self._offset_ms = result[2] - local_ms
+            suspended = life.refused(result)
+            if suspended is not None:
+                return Decision(
+                    False, compiled.plan, (), None, now=result[2] / 1000, suspended=suspended
+                )
             if result[0] != -1:
                 return self._decision(compiled, ops, result)
             self._windows.clear()
@@ -232,6 +240,8 @@ class Limiter:
                 args = (member, args[1], "", "")
             argv += [op.code, op.gate, op.amount, str(_cost(op, consume, cost, uploaded_bytes))]
             argv += [*args, op.notify]
+        names = [op.life for op in ops]
+        life.extend(keys, argv, base, identity.workspace, compiled.suspension, names)
         return keys, argv
 
     def _bounds(self, window: tuple[Period, ZoneInfo], now_ms: int) -> tuple[str, str, str, str]:
@@ -246,6 +256,7 @@ class Limiter:
 
     def _decision(self, compiled: _Compiled, ops: tuple[_Op, ...], result: list[int]) -> Decision:
         statuses, notices, exceeded = [], [], []
+        held, started, amounts = life.read_tail(result, len(ops), compiled.plan.suspension)
         for i, op in enumerate(ops):
             ok, used, remaining, reset, retry, notice, first = result[
                 3 + i * STATUS_WIDTH : 3 + (i + 1) * STATUS_WIDTH
@@ -253,6 +264,7 @@ class Limiter:
             status = LimitStatus(
                 op.limit, used, remaining, reset / 1000 if reset else None, retry / 1000, bool(ok)
             )
+            status = life.overridden(status, amounts[i])
             statuses.append(status)
             if notice:
                 notices.append(status)
@@ -265,6 +277,8 @@ class Limiter:
         upgrade = contact = None
         if not allowed and binding is not None:
             upgrade = self.policy.upgrade_for(compiled.plan.name, binding.name)
+            if upgrade and upgrade.amount is not None and binding.limit.amount is not None:
+                upgrade = upgrade if upgrade.amount > binding.limit.amount else None  # overridden
             contact = None if upgrade else self.policy.contact
         return Decision(
             allowed=allowed,
@@ -277,6 +291,8 @@ class Limiter:
             upgrade=upgrade,
             contact=contact,
             now=result[2] / 1000,
+            suspended=held,
+            suspends=started,
         )
 
 

@@ -98,12 +98,22 @@ class Limit:
 
 
 @dataclass(frozen=True, slots=True)
+class SuspensionRule:
+    """`denials` denied requests of one workspace within `within` seconds suspend it `hold`."""
+
+    denials: int
+    within: float
+    hold: float
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     name: str
     title: str
     url: str | None
     upgrade_to: str | None
     limits: Mapping[str, Limit]
+    suspension: SuspensionRule | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +148,16 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class EventSettings:
+    """[events]: where usage events go besides the hooks the app passes the middleware."""
+
+    stream: str | None = None  # a Redis stream in the storage's Redis
+    stream_maxlen: int = 100_000  # kept approximately (XADD MAXLEN ~)
+    webhook: str | None = None  # an http(s) URL that receives each event as a signed POST
+    webhook_secret_env: str | None = None  # the environment variable holding its secret
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A compiled plans.toml: lookups the request path does with dict access only."""
 
@@ -150,6 +170,7 @@ class Policy:
     routes: tuple[Route, ...]
     route_limits: Mapping[tuple[str, str], tuple[Limit, ...]]
     upgrades: Mapping[tuple[str, str], Upgrade | None]
+    events: EventSettings = field(default_factory=EventSettings)
 
     def limits_for(self, plan: str, route: str) -> tuple[Limit, ...]:
         return self.route_limits.get((plan, route), ())

@@ -30,20 +30,22 @@ from .plans import (
     Route,
     Rule,
     Scope,
+    SuspensionRule,
     Upgrade,
 )
+from .plans_lifecycle import read_events, read_suspension
 from .plans_values import Table, Unset
 
 __all__ = ["load_policy", "parse_policy"]
 
 T = TypeVar("T")
 
-TOP_KEYS = ("policy", "routes", "limits", "plans")
-POLICY_KEYS = ("name", "contact", "timezone", "notify_at", "session_timeout")
+TOP_KEYS = ("policy", "routes", "limits", "plans", "events")
+POLICY_KEYS = ("name", "contact", "timezone", "notify_at", "session_timeout", "suspension")
 ROUTE_KEYS = ("match", "session", "user", "ticket", "cost", "upload", "plans")
 LIMIT_KEYS: tuple[str, ...] = ("kind", "title", "unit", "scope", "counts", "per", "rate")
 LIMIT_KEYS += ("limit", "burst", "notify_at", "timezone", "routes", "fail")
-PLAN_KEYS = ("title", "url", "upgrade_to", "notify_at", "limits")
+PLAN_KEYS = ("title", "url", "upgrade_to", "notify_at", "limits", "suspension")
 PLAN_LIMIT_KEYS = ("limit", "burst", "notify_at")
 
 ID_SCOPES = (Scope.SESSION, Scope.USER, Scope.TICKET)  # scopes whose id the request carries
@@ -93,12 +95,13 @@ def parse_policy(text: str, path: str) -> Policy:
     tz = settings.get("timezone", v.timezone, ZoneInfo("UTC"))
     notify = settings.get("notify_at", v.notify_at, 0.8)
     timeout = settings.get("session_timeout", v.duration, 1800.0)
+    suspension = read_suspension(settings, None)
     routes = _read_routes(top)
     rules = {
         rule: _read_rule(_named(path, "limits", "limit", rule, data, LIMIT_KEYS), routes, tz)
         for rule, data in top.tables("limits").items()
     }
-    plans = _read_plans(top, rules, notify)
+    plans = _read_plans(top, rules, notify, suspension)
     for route in routes.values():
         for unknown in sorted((route.plans or frozenset()) - plans.keys()):
             message = f'plans names unknown plan "{unknown}"; defined plans: {", ".join(plans)}'
@@ -123,6 +126,7 @@ def parse_policy(text: str, path: str) -> Policy:
         routes=tuple(routes.values()),
         route_limits=MappingProxyType(route_limits),
         upgrades=MappingProxyType(upgrades),
+        events=read_events(top),
     )
 
 
@@ -268,7 +272,10 @@ def _check_rule_routes(t: Table, rule: Rule, routes: Mapping[str, Route]) -> Non
 
 
 def _read_plans(
-    top: Table, rules: Mapping[str, _RuleSpec], notify: float | None
+    top: Table,
+    rules: Mapping[str, _RuleSpec],
+    notify: float | None,
+    suspension: SuspensionRule | None,
 ) -> dict[str, Plan]:
     plans: dict[str, Plan] = {}
     tables: dict[str, Table] = {}
@@ -277,7 +284,8 @@ def _read_plans(
         limits = _plan_limits(t, rules, t.get("notify_at", v.notify_at, v.UNSET), notify)
         title = t.get("title", v.text, name.capitalize())
         url, upgrade_to = t.get("url", v.text, None), t.get("upgrade_to", v.text, None)
-        plans[name] = Plan(name, title, url, upgrade_to, MappingProxyType(limits))
+        rule = read_suspension(t, suspension)
+        plans[name] = Plan(name, title, url, upgrade_to, MappingProxyType(limits), rule)
     if not plans:
         message = "no plans defined; add at least one [plans.NAME] table"
         raise PlanFileError(top.path, "plans", None, message)

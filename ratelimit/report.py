@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .periods import UNIT_SECONDS
-from .plans import SIZE_KINDS, Counts, Kind, Limit, Policy, Route
+from .plans import SIZE_KINDS, Counts, Kind, Limit, Policy, Route, SuspensionRule
 from .plans_values import SIZE_UNITS
 
 __all__ = ["format_amount", "format_policy", "format_size"]
@@ -20,6 +20,7 @@ def format_policy(policy: Policy) -> str:
     lines = [f"{policy.name} ({policy.path})", f"contact: {policy.contact}"]
     if any(route.session is not None for route in policy.routes):
         lines[-1] += f"; a chat session ends after {_seconds(policy.session_timeout)} idle"
+    lines += _lifecycle_lines(policy)
     rows = [
         _limit_row(policy, plan.name, limit)
         for plan in policy.plans.values()
@@ -99,6 +100,31 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in [headers, rules, *rows]
     ]
+
+
+def _lifecycle_lines(policy: Policy) -> list[str]:
+    """Suspension rules, grouped by plan, and where events go."""
+    rules: dict[SuspensionRule | None, list[str]] = {}
+    for plan in policy.plans.values():
+        rules.setdefault(plan.suspension, []).append(plan.name)
+    lines = []
+    if list(rules) != [None]:
+        for rule, plans in rules.items():
+            said = "never" if rule is None else _rule(rule)
+            lines.append(f"suspension ({', '.join(plans)}): {said}")
+    events = policy.events
+    if events.stream is not None:
+        lines.append(f"events: Redis stream {events.stream} (about {events.stream_maxlen:,} kept)")
+    if events.webhook is not None:
+        lines.append(f"events: webhook {events.webhook} (secret in ${events.webhook_secret_env})")
+    return lines
+
+
+def _rule(rule: SuspensionRule) -> str:
+    return (
+        f"{rule.denials:,} denied requests within {_seconds(rule.within)} suspend a workspace"
+        f" for {_seconds(rule.hold)}"
+    )
 
 
 def _seconds(seconds: float) -> str:

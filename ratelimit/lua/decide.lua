@@ -13,6 +13,17 @@
 -- Returns        {allowed, new_session, now} then 7 integers per op:
 --                allowed, used, remaining, reset ms (0: never), retry ms, notice, first denial.
 --                {-1, 0, now} when now is outside every fixed window given (caller resyncs its clock).
+--
+-- Lifecycle, when ARGV goes on after the ops (suspension, denial count, overrides):
+-- KEYS after the op keys: the account's overrides hash, its suspensions hash, the workspace's
+--                denial counter. Hash values are "UNTIL|PAYLOAD", UNTIL in ms or "" for no end;
+--                override fields are LIMIT (account) and LIMIT:w:WORKSPACE, payload the amount;
+--                suspension fields are WORKSPACE and "*" (the whole account).
+-- ARGV after the ops: workspace (escaped), denials that suspend it (0: never), within ms, for ms,
+--                then 2 values per op: limit name, notify_at in millionths (0: no notice).
+-- Returns        {-2, 0, now, held (1 workspace, 2 account), until ms (0: no end)} when consuming
+--                for a suspended workspace; otherwise, after the per-op values: held (0: none),
+--                until, 1 if this denial suspended the workspace, then each op's limit in force.
 
 local now
 if ARGV[1] ~= '' then
@@ -34,6 +45,51 @@ end
 
 local function int(x) return string.format('%.0f', x) end
 
+local function until_of(v)  -- an admin record's end: 0 for none, nil when absent or over
+  if not v then return nil end
+  local u = string.match(v, '^(%d*)|')
+  if not u then return nil end
+  if u == '' then return 0 end
+  u = tonumber(u)
+  if u > now then return u end
+  return nil
+end
+
+local tail = 4 + nops * 9
+local life = #ARGV > tail
+local lk, ws, overrides
+local held, held_until = 0, 0
+if life then
+  lk = first_key + nops
+  ws = ARGV[tail + 1]
+  local s = redis.call('HMGET', KEYS[lk + 1], ws, '*')
+  for which = 1, 2 do
+    local u = until_of(s[which])
+    if held == 0 and u then held, held_until = which, u end
+  end
+  if held > 0 and consume then return {-2, 0, now, held, held_until} end
+  if nops > 0 then
+    local fields = {}
+    for i = 1, nops do
+      local name = ARGV[tail + 3 + 2 * i]
+      fields[2 * i - 1] = name .. ':w:' .. ws
+      fields[2 * i] = name
+    end
+    overrides = redis.call('HMGET', KEYS[lk], unpack(fields))
+  end
+end
+
+local function override(i)  -- the amount an admin set for op i, or nil
+  for j = 2 * i - 1, 2 * i do
+    local v = overrides[j]
+    if v and until_of(v) then
+      local amount = string.match(v, '|(%d+)$')
+      if amount then return tonumber(amount) end
+    end
+  end
+  return nil
+end
+
 local ops = {}
 local allowed = true
 for i = 1, nops do
@@ -44,6 +100,17 @@ for i = 1, nops do
     notice = 0, first = 0, retry = 0,
   }
   if ARGV[a + 1] == '1' and new_session == 0 then op.cost = 0 end
+  local amount = overrides and override(i)
+  if amount then
+    op.limit, op.notify = amount, 0
+    local ppm = tonumber(ARGV[tail + 4 + 2 * i])
+    if ppm > 0 and op.kind ~= 3 then  -- ceil(amount * ppm / 10^6), in exact parts
+      local hi = math.floor(amount / 1000000)
+      if hi * 1000000 > amount then hi = hi - 1 end
+      local q = hi * ppm + math.ceil((amount - hi * 1000000) * ppm / 1000000)
+      if q < amount then op.notify = q end
+    end
+  end
   local limit, cost = op.limit, op.cost
 
   if op.kind == 1 then
@@ -198,4 +265,31 @@ end
 if allowed and consume and timeout > 0 then
   redis.call('SET', KEYS[1], int(now + timeout), 'PX', timeout + 60000)
 end
+if not life then return out end
+
+local tripped = 0
+local threshold = tonumber(ARGV[tail + 2])
+if not allowed and consume and threshold > 0 then
+  local within, hold = tonumber(ARGV[tail + 3]), tonumber(ARGV[tail + 4])
+  local h = redis.call('HMGET', KEYS[lk + 2], 's', 'n')
+  local start, n = tonumber(h[1]), tonumber(h[2]) or 0
+  if not start or now >= start + within then start, n = now, 0 end
+  n = n + 1
+  if n >= threshold then
+    local ttl = redis.call('PTTL', KEYS[lk + 1])
+    redis.call('HSET', KEYS[lk + 1], ws, int(now + hold) .. '|auto')
+    if ttl == -2 or (ttl >= 0 and ttl < hold + 60000) then
+      redis.call('PEXPIRE', KEYS[lk + 1], hold + 60000)
+    end
+    redis.call('DEL', KEYS[lk + 2])
+    tripped = 1
+  else
+    redis.call('HSET', KEYS[lk + 2], 's', int(start), 'n', n)
+    redis.call('PEXPIRE', KEYS[lk + 2], start + within - now + 60000)
+  end
+end
+out[#out + 1] = held
+out[#out + 1] = held_until
+out[#out + 1] = tripped
+for i = 1, nops do out[#out + 1] = ops[i].limit end
 return out

@@ -6,7 +6,7 @@ URLs follow the `limits` package's conventions: `memory://`, `redis://`, `rediss
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..errors import FairUseError
@@ -24,6 +24,21 @@ class Storage(Protocol):
 
     async def delete_matching(self, pattern: str) -> int:
         """Delete keys matching a glob pattern (admin reset); returns how many."""
+        ...
+
+    async def read_records(self, key: str) -> dict[str, str]:
+        """Every field of an admin record hash (records.py), ended ones included."""
+        ...
+
+    async def write_records(
+        self, key: str, changes: Mapping[str, str | None], now_ms: int | None = None
+    ) -> dict[str, str]:
+        """Set (or, for None, delete) record fields in one atomic step, drop records that have
+        ended, keep the hash as long as its last record; returns the records left."""
+        ...
+
+    async def publish(self, channel: str, message: str) -> int:
+        """Publish to subscribers of `channel` (e.g. block caches); returns how many got it."""
         ...
 
     async def ping(self) -> bool: ...

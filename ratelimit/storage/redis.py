@@ -7,7 +7,7 @@ breaker, so that while Redis is down requests learn it at once instead of each w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from typing import Any
 
@@ -23,6 +23,7 @@ from .breaker import CircuitBreaker, CircuitOpen
 from .redis_url import DEFAULT_MAX_CONNECTIONS, RedisSettings, parse_redis_url
 
 DECIDE_LUA = files("ratelimit").joinpath("lua/decide.lua").read_text(encoding="utf-8")
+RECORDS_LUA = files("ratelimit").joinpath("lua/records.lua").read_text(encoding="utf-8")
 FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
@@ -39,6 +40,7 @@ class RedisStorage:
             cooldown=self.settings.breaker_cooldown,
         )
         self._decide = self.client.register_script(DECIDE_LUA)
+        self._records = self.client.register_script(RECORDS_LUA)
 
     async def decide(self, keys: Sequence[str], argv: Sequence[str]) -> list[int]:
         breaker = self.breaker
@@ -65,6 +67,31 @@ class RedisStorage:
         except FAILURES as error:
             raise StorageError(error) from error
         return len(doomed)
+
+    async def read_records(self, key: str) -> dict[str, str]:
+        try:
+            found = await self.client.hgetall(key)
+        except FAILURES as error:
+            raise StorageError(error) from error
+        return {_text(k): _text(v) for k, v in found.items()}
+
+    async def write_records(
+        self, key: str, changes: Mapping[str, str | None], now_ms: int | None = None
+    ) -> dict[str, str]:
+        args = ["" if now_ms is None else str(now_ms)]
+        for field, value in changes.items():
+            args += [field, value or ""]
+        try:
+            left = await self._records(keys=[key], args=args)
+        except FAILURES as error:
+            raise StorageError(error) from error
+        return {_text(left[i]): _text(left[i + 1]) for i in range(0, len(left), 2)}
+
+    async def publish(self, channel: str, message: str) -> int:
+        try:
+            return int(await self.client.publish(channel, message))
+        except FAILURES as error:
+            raise StorageError(error) from error
 
     async def ping(self) -> bool:
         try:
@@ -103,3 +130,7 @@ def _client(settings: RedisSettings, options: dict[str, Any]) -> Any:
     }
     sentinel = Sentinel(settings.nodes, sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call]
     return sentinel.master_for(settings.service, db=settings.db, **auth)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -130,6 +130,31 @@ INVALID = [
     ),
     ("entry_not_table", '[routes] chat must be a table ([routes.chat]), got "POST /v1/chats"'),
     (
+        "events_bad_env_name",
+        "[events] webhook_secret_env must name an environment variable (letters, digits and _), "
+        'got "$SECRET"',
+    ),
+    ("events_bad_maxlen", "[events] stream_maxlen must be a positive integer, got 0"),
+    (
+        "events_bad_webhook",
+        "[events] webhook must be an http:// or https:// URL, got "
+        '"ftp://hooks.example.test/fairuse"',
+    ),
+    (
+        "events_secret_without_webhook",
+        "[events] webhook_secret_env needs webhook, the URL to call",
+    ),
+    (
+        "events_unknown_key",
+        "[events] unknown key 'webhok'; allowed: stream, stream_maxlen, webhook, "
+        "webhook_secret_env",
+    ),
+    (
+        "events_webhook_without_secret",
+        "[events] missing required key 'webhook_secret_env': the environment variable that "
+        "holds the webhook's signing secret",
+    ),
+    (
         "file_size_on_non_upload",
         '[limits.file_size] kind = "file_size" measures uploaded files, but '
         "[routes.ticket] is not an upload route; set upload = true there, or list only "
@@ -238,6 +263,33 @@ INVALID = [
         "[limits.file_size] a file_size limit applies to upload routes, but no route sets "
         "upload = true; set upload = true on a route or list routes here",
     ),
+    ("suspension_bad_denials", "[policy.suspension] denials must be a positive integer, got 0"),
+    (
+        "suspension_bad_duration",
+        "[policy.suspension] within: unknown duration unit 'fortnight' in '1 fortnight'",
+    ),
+    (
+        "suspension_bad_plan",
+        '[plans.pro] suspension must be a table ([plans.pro.suspension]) or "none", got "off"',
+    ),
+    (
+        "suspension_missing_key",
+        "[policy.suspension] missing required key 'for': how long the suspension lasts, such as "
+        '"24 hours"',
+    ),
+    (
+        "suspension_plan_without_policy",
+        "[plans.pro.suspension] missing required key 'within': the period the denials are "
+        'counted in, such as "1 hour"',
+    ),
+    (
+        "suspension_too_short",
+        '[policy.suspension] within must be at least 1 second, got "500ms"',
+    ),
+    (
+        "suspension_unknown_key",
+        "[plans.pro.suspension] unknown key 'deny'; allowed: denials, within, for",
+    ),
     ("table_not_table", "[] routes must be a table, got 3"),
     (
         "ticket_scope_without_ticket",
@@ -288,7 +340,7 @@ INVALID = [
         '[policy] timezone: unknown timezone "Mars/Olympus"; use an IANA name such as '
         '"UTC" or "America/Chicago"',
     ),
-    ("unknown_top_key", "[] unknown key 'plan'; allowed: policy, routes, limits, plans"),
+    ("unknown_top_key", "[] unknown key 'plan'; allowed: policy, routes, limits, plans, events"),
     (
         "unknown_upgrade_plan",
         '[plans.pro] upgrade_to names unknown plan "enterprise"; defined plans: pro',

@@ -87,3 +87,66 @@ async def test_denied_request_consumes_nothing(redis_url: str) -> None:
         assert second[3 + 7 + 2] == 99
     finally:
         await remote.close()
+
+
+OVERRIDES, SUSPENSIONS = "t:{a}:o", "t:{a}:x"
+
+
+def lifecycle_request(rng: random.Random, now: int) -> tuple[list[str], list[str]]:
+    """A random request with the lifecycle section: workspace, suspension rule, op names."""
+    keys, argv = random_request(rng, now)
+    names = [key.rsplit(":", 1)[1] for key in keys if ":l:" in key]
+    workspace = rng.choice(["w1", "w2"])
+    keys += [OVERRIDES, SUSPENSIONS, f"t:{{a}}:d:{workspace}"]
+    argv += [workspace, str(rng.choice([0, 2, 3])), str(rng.choice([5_000, 60_000])), "30000"]
+    for name in names:
+        argv += [name, str(rng.choice([0, 500_000, 800_000, 999_999]))]
+    return keys, argv
+
+
+def admin_change(rng: random.Random, now: int) -> tuple[str, str, str | None]:
+    """Set or delete one override or suspension record, maybe with an end in the past."""
+    until = rng.choice(["", str(now - 1), str(now + rng.choice([1, 5_000, 100_000]))])
+    if rng.random() < 0.5:
+        field = rng.choice(["f1", "f2", "s1", "b1", "d1"]) + rng.choice(["", ":w:w1", ":w:w2"])
+        value = f"{until}|{rng.choice([1, 2, 4, 9, 2**40 + 7])}"
+        key = OVERRIDES
+    else:
+        field, value, key = rng.choice(["w1", "w2", "*"]), f"{until}|why", SUSPENSIONS
+    return key, field, None if rng.random() < 0.3 else value
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_random_sequences_with_lifecycle_agree(redis_url: str, seed: int) -> None:
+    """Overrides, suspensions and denial counting, changed by an admin now and then."""
+    rng = random.Random(1000 + seed)
+    memory, remote = MemoryStorage(), RedisStorage(redis_url)
+    now = START + rng.randrange(HOUR)
+    tripped = held = overridden = 0
+    try:
+        for _ in range(400):
+            now += rng.choice([0, 1, 7, 300, 2_000, 9_000, 40_000, 900_000])
+            if rng.random() < 0.15:
+                key, field, value = admin_change(rng, now)
+                records = memory.space.values.setdefault(key, {})
+                if value is None:
+                    records.pop(field, None)
+                    await remote.client.hdel(key, field)
+                else:
+                    records[field] = value
+                    await remote.client.hset(key, field, value)
+            keys, argv = lifecycle_request(rng, now)
+            expected = await memory.decide(keys, argv)
+            assert await remote.decide(keys, argv) == expected, (keys, argv)
+            nops = int(argv[3])
+            held += expected[0] == -2
+            if expected[0] != -2:
+                tripped += expected[3 + 7 * nops + 2]
+                limits = expected[3 + 7 * nops + 3 :]
+                overridden += any(str(n) != argv[4 + 9 * i + 2] for i, n in enumerate(limits))
+    finally:
+        await remote.close()
+    # every lifecycle path was exercised
+    assert held > 0
+    assert tripped > 0
+    assert overridden > 0

@@ -1,0 +1,128 @@
+"""The lifecycle part of decide.lua in Python: suspensions, overrides and denial counting.
+
+algorithms.decide calls these at the same points the script runs the same steps; the parity
+test holds both to the same results. Admin records are "UNTIL|PAYLOAD" strings (UNTIL in ms,
+empty for no end) in two hashes per account; see the header of decide.lua.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .algorithms import Keyspace
+
+AUTO = "auto"  # payload of a suspension the script started
+ACCOUNT_FIELD = "*"  # the suspension field that holds every workspace of the account
+_UNTIL = re.compile(r"([0-9]*)\|")
+_AMOUNT = re.compile(r"\|([0-9]+)\Z")
+
+
+def until_of(value: str | None, now: int) -> int | None:
+    """When an admin record ends: 0 for never, None when absent, malformed or over."""
+    if value is None:
+        return None
+    found = _UNTIL.match(value)
+    if found is None:
+        return None
+    if found[1] == "":
+        return 0
+    until = int(found[1])
+    return until if until > now else None
+
+
+@dataclass
+class Lifecycle:
+    """The script's lifecycle arguments for one decision, and what it found."""
+
+    overrides_key: str
+    suspensions_key: str
+    denials_key: str
+    workspace: str
+    threshold: int
+    within: int
+    hold: int
+    names: Sequence[str]
+    ppms: Sequence[int]
+    held: int = 0
+    held_until: int = 0
+    overrides: list[str | None] | None = None
+
+
+def parse(keys: Sequence[str], argv: Sequence[str], lk: int, nops: int) -> Lifecycle | None:
+    """The lifecycle section after the ops, or None when the caller sent none."""
+    tail = 4 + nops * 9
+    if len(argv) <= tail:
+        return None
+    extra = argv[tail + 4 :]
+    return Lifecycle(
+        overrides_key=keys[lk],
+        suspensions_key=keys[lk + 1],
+        denials_key=keys[lk + 2],
+        workspace=argv[tail],
+        threshold=int(argv[tail + 1]),
+        within=int(argv[tail + 2]),
+        hold=int(argv[tail + 3]),
+        names=extra[0::2],
+        ppms=[int(x) for x in extra[1::2]],
+    )
+
+
+def check_suspended(space: Keyspace, life: Lifecycle, now: int) -> None:
+    """Which record holds the request (1 workspace, 2 account) and until when; reads overrides."""
+    records = space.get(life.suspensions_key, now) or {}
+    for which, field in ((1, life.workspace), (2, ACCOUNT_FIELD)):
+        until = until_of(records.get(field), now)
+        if life.held == 0 and until is not None:
+            life.held, life.held_until = which, until
+    if life.names:
+        found = space.get(life.overrides_key, now) or {}
+        life.overrides = []
+        for name in life.names:
+            life.overrides += [found.get(f"{name}:w:{life.workspace}"), found.get(name)]
+
+
+def override(life: Lifecycle, i: int, now: int) -> tuple[int, int] | None:
+    """The (amount, notify count) an admin set for op i (0-based), or None."""
+    if life.overrides is None:
+        return None
+    for value in life.overrides[2 * i : 2 * i + 2]:
+        if value is not None and until_of(value, now) is not None:
+            found = _AMOUNT.search(value)
+            if found is not None:
+                amount = int(found[1])
+                return amount, notify_count(amount, life.ppms[i])
+    return None
+
+
+def notify_count(amount: int, ppm: int) -> int:
+    """ceil(amount × ppm / 10^6), and 0 when that reaches the amount itself."""
+    if ppm <= 0:
+        return 0
+    count = -(-amount * ppm // 1_000_000)
+    return count if count < amount else 0
+
+
+def count_denial(space: Keyspace, life: Lifecycle, now: int) -> int:
+    """Count one denied request of the workspace; 1 when it is the one that suspends it."""
+    state = space.get(life.denials_key, now) or {}
+    start, n = state.get("s"), int(state.get("n", 0))
+    if start is None or now >= start + life.within:
+        start, n = now, 0
+    n += 1
+    if n < life.threshold:
+        space.put(life.denials_key, {"s": start, "n": n}, now, start + life.within - now + 60000)
+        return 0
+    ttl = space.pttl(life.suspensions_key, now)
+    records = space.get(life.suspensions_key, now)
+    if records is None:
+        records = {}
+        space.values[life.suspensions_key] = records
+    records[life.workspace] = f"{now + life.hold}|{AUTO}"
+    if ttl == -2 or 0 <= ttl < life.hold + 60000:
+        space.expire(life.suspensions_key, now, life.hold + 60000)
+    space.delete(life.denials_key)
+    return 1

@@ -1,0 +1,75 @@
+"""Suspension and plan changes over real HTTP, with the shipped plans.toml."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from ratelimit import Limiter
+from ratelimit.admin import Admin
+from ratelimit.storage.redis import RedisStorage
+
+from .conftest import NOW, headers
+from .test_demo_http import chat, middleware_of
+
+pytestmark = pytest.mark.e2e
+
+
+async def admin_call(served: Limiter, action: str, *args: str) -> object:
+    """Run an admin action on the served storage from this test's own event loop."""
+    storage = served.storage
+    if isinstance(storage, RedisStorage):
+        storage = RedisStorage(storage.url)
+    try:
+        admin = Admin(Limiter(served.policy, storage, clock=served.clock))
+        return await getattr(admin, action)(*args)
+    finally:
+        if storage is not served.storage:
+            await storage.close()
+
+
+def test_fifty_denials_suspend_the_workspace_until_lifted(demo: httpx.Client):
+    who = headers("noisy", "sandbox", account="acme")
+    for n in range(100):
+        assert chat(demo, f"c{n}", who).status_code == 200
+    for n in range(50):  # the 50th denial is still a 429 for the limit; it starts the suspension
+        assert chat(demo, f"more-{n}", who).status_code == 429
+
+    refused = chat(demo, "c1", who)  # even a message in a live chat
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    until = (NOW + timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert refused.json() == {
+        "type": "urn:fairuse:problem:suspended",
+        "title": "Suspended",
+        "status": 403,
+        "detail": (
+            "This workspace is suspended until 24 November 2026 at 10:30 UTC. "
+            "To have it restored sooner, contact bizdev@jikoo.example."
+        ),
+        "plan": "sandbox",
+        "scope": "workspace",
+        "suspended_until": until,
+        "contact": "bizdev@jikoo.example",
+    }
+    assert demo.get("/v1/usage", headers=who).status_code == 403  # every ruled route
+    assert demo.get("/healthz", headers=who).status_code == 200  # unruled routes pass
+    assert chat(demo, "c0", headers("quiet", "sandbox", account="acme")).status_code == 200
+
+    lifted = asyncio.run(admin_call(middleware_of(demo).limiter, "unsuspend", "acme", "noisy"))
+    assert lifted is True
+    assert chat(demo, "c1", who).status_code == 200  # live chat: no new session
+    assert chat(demo, "new", who).status_code == 429  # the monthly quota is still spent
+
+
+def test_an_upgrade_lifts_the_block_on_the_next_request(demo: httpx.Client):
+    sandbox = headers("growing", "sandbox")
+    for n in range(100):
+        assert chat(demo, f"c{n}", sandbox).status_code == 200
+    assert chat(demo, "c100", sandbox).status_code == 429
+    upgraded = chat(demo, "c100", headers("growing", "pro"))
+    assert upgraded.status_code == 200
+    assert '"sessions_per_month";r=9899;' in upgraded.headers["ratelimit"]
