@@ -39,7 +39,9 @@ class Fallback:
             local_limits[plan, route] = tuple(x for x in stored if x.rule.fail == LOCAL)
         self.local: Limiter | None = None
         if LOCAL in self.modes.values():
-            local_policy = replace(policy, route_limits=local_limits)
+            # No suspensions from local counts: they see one process, and only while Redis is down.
+            plans = {name: replace(p, suspension=None) for name, p in policy.plans.items()}
+            local_policy = replace(policy, route_limits=local_limits, plans=plans)
             self.local = Limiter(local_policy, MemoryStorage(), clock=clock)
 
     def mode(self, plan: str, route: str) -> str:
