@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 
 from ratelimit import Decision, LimitStatus
-from ratelimit.plans import Kind
+from ratelimit.plans import Kind, Limit
 
 NOMINAL_SECONDS = {"month": 30 * 86400, "year": 365 * 86400}
 
 
-def _window(status: LimitStatus) -> int | None:
-    limit = status.limit
+def _window(limit: Limit) -> int | None:
     period = limit.rule.period
     if period is None:
         return None
@@ -21,12 +20,35 @@ def _window(status: LimitStatus) -> int | None:
     return seconds
 
 
+_items: dict[int, tuple[Limit, str, str]] = {}  # id(limit) -> (limit, policy item, state head)
+
+
+def _item(limit: Limit) -> tuple[Limit, str, str]:
+    """A limit's RateLimit-Policy item and RateLimit prefix, formatted once per limit."""
+    found = _items.get(id(limit))
+    if found is not None and found[0] is limit:
+        return found
+    quota = limit.burst if limit.rule.kind is Kind.TOKEN_BUCKET else None
+    policy = f'"{limit.name}";q={quota or limit.amount}'
+    window = _window(limit)
+    if window is not None:
+        policy += f";w={window}"
+    if len(_items) > 4096:  # policies come and go in tests; a server keeps a handful
+        _items.clear()
+    found = _items[id(limit)] = (limit, policy, f'"{limit.name}";r=')
+    return found
+
+
 def _counted(decision: Decision) -> list[LimitStatus]:
     """Limits with a window; lifetime caps (one workspace) are no rate and carry no field."""
-    counted = [s for s in decision.statuses if s.remaining is not None and not s.is_cap]
-    if decision.binding in counted:
-        counted.remove(decision.binding)
-        counted.insert(0, decision.binding)
+    binding = decision.binding
+    counted = [
+        s
+        for s in decision.statuses
+        if s.remaining is not None and s is not binding and s.limit.rule.kind is not Kind.DISTINCT
+    ]
+    if binding is not None and binding.remaining is not None and not binding.is_cap:
+        counted.insert(0, binding)
     return counted
 
 
@@ -36,18 +58,14 @@ def ratelimit_headers(decision: Decision, legacy: bool = False) -> list[tuple[by
     if not counted:
         return []
     policies, states = [], []
+    now = decision.now
     for status in counted:
-        name = status.limit.name
-        quota = status.limit.burst if status.limit.rule.kind is Kind.TOKEN_BUCKET else None
-        item = f'"{name}";q={quota or status.limit.amount}'
-        window = _window(status)
-        if window is not None:
-            item += f";w={window}"
-        policies.append(item)
-        state = f'"{name}";r={status.remaining}'
-        if status.reset_at is not None:
-            state += f";t={max(0, math.ceil(status.reset_at - decision.now))}"
-        states.append(state)
+        _, policy, head = _item(status.limit)
+        policies.append(policy)
+        if status.reset_at is None:
+            states.append(f"{head}{status.remaining}")
+        else:
+            states.append(f"{head}{status.remaining};t={max(0, math.ceil(status.reset_at - now))}")
     headers = [
         (b"ratelimit-policy", ", ".join(policies).encode()),
         (b"ratelimit", ", ".join(states).encode()),

@@ -7,6 +7,7 @@ breaker, so that while Redis is down requests learn it at once instead of each w
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from typing import Any
@@ -21,9 +22,11 @@ from redis.exceptions import RedisClusterException, RedisError
 from ..errors import StorageError
 from .breaker import CircuitBreaker, CircuitOpen
 from .redis_url import DEFAULT_MAX_CONNECTIONS, RedisSettings, parse_redis_url
+from .resp import FAST_SCHEMES, PipelinedConnection
 
 DECIDE_LUA = files("ratelimit").joinpath("lua/decide.lua").read_text(encoding="utf-8")
 RECORDS_LUA = files("ratelimit").joinpath("lua/records.lua").read_text(encoding="utf-8")
+DECIDE_SHA = hashlib.sha1(DECIDE_LUA.encode()).hexdigest()
 FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
@@ -41,6 +44,17 @@ class RedisStorage:
         )
         self._decide = self.client.register_script(DECIDE_LUA)
         self._records = self.client.register_script(RECORDS_LUA)
+        # A single server takes decisions over one auto-pipelined connection (resp.py); Cluster
+        # and Sentinel go through redis-py, which knows their topology, and so does TLS.
+        self._fast: PipelinedConnection | None = None
+        if self.settings.kind == "single" and url.lower().startswith(FAST_SCHEMES):
+            self._fast = PipelinedConnection(
+                self.settings.url,
+                DECIDE_LUA,
+                DECIDE_SHA,
+                timeout=float(options.get("socket_timeout", self.settings.socket_timeout)),
+                connect_timeout=self.settings.socket_connect_timeout,
+            )
 
     async def decide(self, keys: Sequence[str], argv: Sequence[str]) -> list[int]:
         breaker = self.breaker
@@ -49,6 +63,10 @@ class RedisStorage:
         except CircuitOpen as error:
             raise StorageError(error) from None
         try:
+            if self._fast is not None:
+                reply: list[int] = await self._fast.evalsha(keys, argv)
+                breaker.succeeded()
+                return reply
             result = await self._decide(keys=list(keys), args=list(argv))
         except FAILURES as error:
             breaker.failed(error)
@@ -100,6 +118,8 @@ class RedisStorage:
             return False
 
     async def close(self) -> None:
+        if self._fast is not None:
+            await self._fast.close()
         await self.client.aclose()
 
 

@@ -1,0 +1,224 @@
+"""Bare app against the same app behind fairuse on Redis, same load, one run; prints the ratios.
+
+Run it as `benchmarks/compare` (see benchmarks/README.md). It starts its own redis-server on a
+free port, the bare demo and the protected one (uvicorn, 1 worker, uvloop, httptools) pinned to
+one core, and drives them from the other core with wrk (else Locust), alternating bare and
+protected runs so that drift on a shared machine hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .loadgen import Result, find_wrk, run_locust, run_wrk
+from .processes import Cores, Running, redis_counters, start_app, start_redis
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: str  # "allow" or "deny": what the protected app answers
+    wrk_script: str
+    locust_user: str
+
+
+SCENARIOS = (
+    Scenario("messages in live sessions", "allow", "sessions.lua", "SessionMessages"),
+    Scenario("new chats", "allow", "new_chats.lua", "NewChats"),
+    Scenario("over limit, retried chats", "deny", "over_limit.lua", "OverLimitRetries"),
+    Scenario("over limit, new chat ids", "deny", "over_limit_fresh.lua", "OverLimitNewChats"),
+)
+
+
+@dataclass
+class Measured:
+    bare: list[Result]
+    protected: list[Result]
+    redis: list[dict[str, float]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/compare", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measured run")
+    parser.add_argument("--rounds", type=int, default=3, help="bare/protected pairs per path")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--tool", choices=["auto", "wrk", "locust"], default="auto")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds: checks it runs")
+    args = parser.parse_args(argv)
+    scenarios: tuple[Scenario, ...] = SCENARIOS
+    if args.smoke:  # one allow and one deny path, briefly: proves the machinery still works
+        args.seconds, args.rounds, scenarios = 1.0, 1, (SCENARIOS[0], SCENARIOS[2])
+    wrk = None if args.tool == "locust" else find_wrk(install=not args.smoke)
+    if args.tool == "wrk" and wrk is None:
+        parser.error("wrk is not installed")
+    cores = Cores.detect()
+    running = Running()
+    try:
+        redis_port = start_redis(running, cores)
+        storage = f"redis://127.0.0.1:{redis_port}/0"
+        bare = start_app(running, cores, "bare", {"FAIRUSE_BARE": "1"})
+        protected = start_app(running, cores, "protected", {"FAIRUSE_STORAGE": storage})
+        fill_sandbox_workspace(protected)
+        tool = f"wrk, {args.connections} connections" if wrk else "Locust (wrk not found)"
+        pinning = f"app on CPU {cores.app}, load and Redis on CPU {cores.load}"
+        print(f"fairuse benchmark: {tool}; {pinning if cores.app else 'no CPU pinning'}")
+        print(f"{args.rounds} round(s) of {args.seconds:g} s per side and path; medians shown\n")
+        rows = []
+        for scenario in scenarios:
+            measured = Measured([], [], [])
+            for round_ in range(args.rounds):
+                sides = [("bare", bare), ("protected", protected)]
+                for side, url in sides if round_ % 2 == 0 else sides[::-1]:
+                    load = Load(wrk, cores, url, scenario, args.connections, f"{side}{round_}")
+                    if not args.smoke:  # warm-up: sessions exist, caches are filled
+                        load.run(min(args.seconds, 3.0))
+                    if side == "bare":
+                        measured.bare.append(load.run(args.seconds))
+                        continue
+                    before = redis_counters(redis_port)
+                    result = load.run(args.seconds)
+                    after = redis_counters(redis_port)
+                    measured.protected.append(result)
+                    measured.redis.append(per_request(before, after, result.sent))
+            rows.append((scenario, measured))
+        print_table(rows)
+        if wrk is not None and not args.smoke:
+            print_paced(paced(rows, wrk, cores, bare, protected, args.seconds))
+    finally:
+        running.stop()
+    return 0
+
+
+@dataclass(frozen=True)
+class Load:
+    """One side of one path: the same requests whichever app receives them."""
+
+    wrk: str | None
+    cores: Cores
+    url: str
+    scenario: Scenario
+    connections: int
+    run_id: str
+
+    def run(self, seconds: float, extra: dict[str, str] | None = None) -> Result:
+        env = {"RUN_ID": self.run_id, **(extra or {})}
+        if self.wrk is not None:
+            script = self.scenario.wrk_script
+            return run_wrk(self.wrk, self.cores, self.url, script, seconds, self.connections, env)
+        users = min(self.connections, 16)
+        return run_locust(self.cores, self.url, self.scenario.locust_user, seconds, users, env)
+
+
+def fill_sandbox_workspace(url: str) -> None:
+    """Spend the Sandbox workspace's 100 chat sessions so that its new chats are refused."""
+    headers = {
+        "Content-Type": "application/json",
+        "X-Account-ID": "full-account",
+        "X-Workspace-ID": "full-workspace",
+        "X-Plan": "sandbox",
+    }
+    for n in range(101):
+        request = urllib.request.Request(
+            f"{url}/v1/chats/fill-{n}/messages", b'{"text": "hi"}', headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                response.read()
+        except urllib.error.HTTPError as error:
+            if error.code == 429 and n == 100:
+                return
+            raise
+    raise RuntimeError("the protected app never refused the Sandbox workspace's 101st chat")
+
+
+def per_request(before: dict[str, int], after: dict[str, int], requests: int) -> dict[str, float]:
+    """Redis work per request; the INFO command of the first snapshot is taken off."""
+    count = max(requests, 1)
+    return {
+        "commands": (after["commands"] - before["commands"] - 1) / count,
+        "evalsha": (after["evalsha"] - before["evalsha"]) / count,
+        "round_trips": max(0, after["reads"] - before["reads"] - 2) / count,
+    }
+
+
+def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
+    head = (
+        f"{'path':<32} {'bare req/s':>10} {'fairuse req/s':>13} {'ratio':>6}  "
+        f"{'p50 ms bare/fu':>14} {'p99 ms bare/fu':>14} {'refused':>7}  "
+        f"{'redis cmds':>10} {'EVALSHA':>7} {'trips':>6}  (per request)"
+    )
+    print(head)
+    summary = []
+    for scenario, m in rows:
+        bare = median_result(m.bare)
+        prot = median_result(m.protected)
+        ratio = statistics.median(p.rps / b.rps for b, p in zip(m.bare, m.protected, strict=True))
+        redis = {k: statistics.median(r[k] for r in m.redis) for k in m.redis[0]}
+        total = max(1, sum(r.requests for r in m.protected))
+        refused = (
+            f"{sum(r.refused for r in m.protected) / total:.0%}" if prot.refused >= 0 else "n/a"
+        )
+        label = f"{scenario.path}: {scenario.name}"
+        print(
+            f"{label:<32} {bare.rps:>10.0f} {prot.rps:>13.0f} {ratio:>6.2f}  "
+            f"{f'{bare.p50_ms:.2f}/{prot.p50_ms:.2f}':>14} "
+            f"{f'{bare.p99_ms:.2f}/{prot.p99_ms:.2f}':>14} {refused:>7}  "
+            f"{redis['commands']:>10.2f} {redis['evalsha']:>7.2f} {redis['round_trips']:>6.2f}"
+        )
+        summary.append({"path": label, "ratio": round(ratio, 3), **redis})
+    print("\n" + json.dumps(summary))
+
+
+PACED_CONNECTIONS = 16
+
+
+def paced(
+    rows: list[tuple[Scenario, Measured]], wrk: str, cores: Cores, bare: str, protected: str,
+    seconds: float,
+) -> list[tuple[Scenario, float, Result, Result]]:  # fmt: skip
+    """Both apps offered the same rate, half of what the protected one sustained: p99 then
+    compares like with like, which a closed loop at full speed does not."""
+    out = []
+    for scenario, m in rows:
+        rate = 0.5 * statistics.median(r.rps for r in m.protected)
+        pace = max(1, round(PACED_CONNECTIONS * 1000 / rate))
+        results = []
+        for side, url in (("bare", bare), ("protected", protected)):
+            load = Load(wrk, cores, url, scenario, PACED_CONNECTIONS, f"paced-{side}")
+            results.append(load.run(seconds, {"PACE_MS": str(pace)}))
+        out.append((scenario, PACED_CONNECTIONS * 1000 / pace, results[0], results[1]))
+    return out
+
+
+def print_paced(rows: list[tuple[Scenario, float, Result, Result]]) -> None:
+    print(f"\nSame offered load ({PACED_CONNECTIONS} connections, each paced):")
+    print(f"{'path':<32} {'offered':>8} {'served bare/fu':>15} {'p50 ms bare/fu':>15} "
+          f"{'p99 ms bare/fu':>15} {'p99 ratio':>9}")  # fmt: skip
+    for scenario, offered, bare, prot in rows:
+        label = f"{scenario.path}: {scenario.name}"
+        print(
+            f"{label:<32} {offered:>8.0f} {f'{bare.rps:.0f}/{prot.rps:.0f}':>15} "
+            f"{f'{bare.p50_ms:.2f}/{prot.p50_ms:.2f}':>15} "
+            f"{f'{bare.p99_ms:.2f}/{prot.p99_ms:.2f}':>15} {prot.p99_ms / bare.p99_ms:>9.2f}"
+        )
+
+
+def median_result(results: list[Result]) -> Result:
+    return Result(
+        requests=int(statistics.median(r.requests for r in results)),
+        rps=statistics.median(r.rps for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        refused=int(statistics.median(r.refused for r in results)),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

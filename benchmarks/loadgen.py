@@ -1,0 +1,118 @@
+"""Load generators: wrk (C, light on its core) when present, else Locust headless."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .processes import ROOT, Cores
+
+WRK_SCRIPTS = ROOT / "benchmarks" / "wrk"
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+@dataclass(frozen=True)
+class Result:
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    refused: int  # responses other than 2xx/3xx (wrk only)
+    sent: int = 0  # every request of the run, set-up included: the Redis figures' divisor
+
+
+def find_wrk(install: bool) -> str | None:
+    """wrk on PATH; else, when allowed and root, `apt-get install -y wrk` once."""
+    found = shutil.which("wrk")
+    if found or not install or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return found
+    print("wrk not found: installing it with apt-get (or pass --tool locust)", file=sys.stderr)
+    install_wrk = ["apt-get", "install", "-y", "-qq", "wrk"]
+    if subprocess.run(install_wrk, check=False, capture_output=True).returncode:
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        subprocess.run(install_wrk, check=False, capture_output=True)
+    return shutil.which("wrk")
+
+
+def run_wrk(
+    wrk: str, cores: Cores, url: str, script: str, seconds: float, connections: int,
+    env: dict[str, str],
+) -> Result:  # fmt: skip
+    argv = [
+        wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+        "-s", str(WRK_SCRIPTS / script), url,
+    ]  # fmt: skip
+    done = subprocess.run(
+        cores.pin(cores.load, argv), capture_output=True, text=True, check=False,
+        env={**os.environ, **env}, timeout=seconds + 60,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
+    return parse_wrk(done.stdout)
+
+
+def parse_wrk(text: str) -> Result:
+    def latency(label: str) -> float:
+        found = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s|m)\s*$", text, re.MULTILINE)
+        return float(found.group(1)) * UNITS[found.group(2)] if found else float("nan")
+
+    total = re.search(r"(\d+) requests in", text)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    refused = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    if total is None or rps is None:
+        raise RuntimeError(f"unexpected wrk output:\n{text}")
+    return Result(
+        sent=int(total.group(1)),
+        requests=int(total.group(1)),
+        rps=float(rps.group(1)),
+        p50_ms=latency("50%"),
+        p99_ms=latency("99%"),
+        refused=int(refused.group(1)) if refused else 0,
+    )
+
+
+def run_locust(
+    cores: Cores, url: str, user_class: str, seconds: float, users: int, env: dict[str, str]
+) -> Result:
+    with tempfile.TemporaryDirectory(prefix="fairuse-locust-") as folder:
+        return _locust(cores, url, user_class, max(2.0, seconds), users, env, Path(folder) / "run")
+
+
+def _locust(
+    cores: Cores, url: str, user_class: str, seconds: float, users: int, env: dict[str, str],
+    prefix: Path,
+) -> Result:  # fmt: skip
+    argv = [
+        sys.executable, "-m", "locust", "-f", str(ROOT / "benchmarks" / "locustfile.py"),
+        "--headless", "--only-summary", "--host", url, "-u", str(users), "-r", str(users * 100),
+        "-t", f"{max(1, round(seconds))}s", "--csv", str(prefix), "--loglevel", "ERROR",
+        user_class,
+    ]  # fmt: skip
+    subprocess.run(
+        cores.pin(cores.load, argv), capture_output=True, check=False, cwd=ROOT,
+        env={**os.environ, **env}, timeout=seconds + 60,
+    )  # fmt: skip
+    stats = prefix.with_name("run_stats.csv")
+    if not stats.exists():
+        raise RuntimeError(f"Locust wrote no statistics for {user_class}")
+    with stats.open(newline="") as handle:
+        rows = {row["Name"]: row for row in csv.DictReader(handle)}
+    measured = [row for name, row in rows.items() if name not in ("Aggregated", "fill")]
+    if not measured or int(measured[0]["Request Count"]) == 0:
+        raise RuntimeError(f"Locust made no requests for {user_class}")
+    row = measured[0]
+    return Result(
+        sent=int(rows["Aggregated"]["Request Count"]),
+        requests=int(row["Request Count"]),
+        rps=float(row["Requests/s"]),
+        p50_ms=float(row["50%"]),
+        p99_ms=float(row["99%"]),
+        refused=-1,
+    )

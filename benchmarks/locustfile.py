@@ -1,0 +1,147 @@
+"""Locust users for each hot path of the demo chatbot API, bare or behind fairuse.
+
+    locust -f benchmarks/locustfile.py --host http://127.0.0.1:8000
+
+Each user class is one path; name classes on the command line to run only some. The same users
+run against the bare app (FAIRUSE_BARE=1), where nothing is ever refused: every check accepts
+both the protected answer and the bare one, so one file measures both. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any, ClassVar
+
+from locust import FastHttpUser, task
+
+BODY = '{"text": "hello"}'
+JSON = {"Content-Type": "application/json"}
+SESSIONS = int(os.environ.get("SESSIONS", "10000"))
+SANDBOX_SESSIONS = 100  # plans.toml: Sandbox chat sessions per month
+FILE_LIMIT = 5_000_000  # plans.toml: 5 MB per uploaded file
+BOUNDARY = "fairuse-bench-boundary"
+_ids = itertools.count()
+
+
+def identity(account: str, plan: str, workspace: str | None = None) -> dict[str, str]:
+    return {**JSON, "X-Account-ID": account, "X-Workspace-ID": workspace or account, "X-Plan": plan}
+
+
+def multipart(size: int) -> str:
+    """One file field of `size` bytes (ASCII), built once per class, not per request."""
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="f.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
+    return head + "x" * size + f"\r\n--{BOUNDARY}--\r\n"
+
+
+def expect(response: Any, *statuses: int) -> None:
+    if response.status_code in statuses:
+        response.success()
+    else:
+        response.failure(f"status {response.status_code}, expected one of {statuses}")
+
+
+class SessionMessages(FastHttpUser):
+    """Allow path: messages in chats already started (Unlimited plan, 100 accounts)."""
+
+    @task
+    def message(self) -> None:
+        n = next(_ids) % SESSIONS
+        who = identity(f"sa{n % 100}", "unlimited")
+        with self.client.post(
+            f"/v1/chats/c{n}/messages", data=BODY, headers=who, name="session message",
+            catch_response=True,
+        ) as response:  # fmt: skip
+            expect(response, 200)
+
+
+class NewChats(FastHttpUser):
+    """Allow path: every request starts a chat, so two quotas count (1000 accounts)."""
+
+    prefix = os.getpid()
+
+    @task
+    def new_chat(self) -> None:
+        n = next(_ids)
+        who = identity(f"na{n % 1000}", "unlimited")
+        with self.client.post(
+            f"/v1/chats/n{self.prefix}-{n}/messages", data=BODY, headers=who, name="new chat",
+            catch_response=True,
+        ) as response:  # fmt: skip
+            expect(response, 200)
+
+
+class _OverLimit(FastHttpUser):
+    abstract = True
+    who: ClassVar[dict[str, str]] = identity("full-account", "sandbox", "full-workspace")
+
+    def on_start(self) -> None:
+        """Spend the Sandbox workspace's sessions; stops at the first 429 (never, when bare)."""
+        for n in range(SANDBOX_SESSIONS + 1):
+            with self.client.post(
+                f"/v1/chats/fill-{n}/messages", data=BODY, headers=self.who, name="fill",
+                catch_response=True,
+            ) as response:  # fmt: skip
+                expect(response, 200, 429)
+                if response.status_code == 429:
+                    return
+
+
+class OverLimitRetries(_OverLimit):
+    """Deny path: the over-quota workspace retries the same refused chats (a known block)."""
+
+    @task
+    def retry(self) -> None:
+        n = next(_ids) % 50
+        with self.client.post(
+            f"/v1/chats/retry-{n}/messages", data=BODY, headers=self.who, name="over limit",
+            catch_response=True,
+        ) as response:  # fmt: skip
+            expect(response, 429, 200)
+
+
+class OverLimitNewChats(_OverLimit):
+    """Deny path, worst case: a never-seen chat id each time (only Redis knows if it is live)."""
+
+    @task
+    def fresh(self) -> None:
+        n = next(_ids)
+        with self.client.post(
+            f"/v1/chats/fresh{os.getpid()}-{n}/messages", data=BODY, headers=self.who,
+            name="over limit, new chat id", catch_response=True,
+        ) as response:  # fmt: skip
+            expect(response, 429, 200)
+
+
+class Uploads(FastHttpUser):
+    """Uploads under and over the 5 MB file limit.
+
+    Over the limit the upload guard answers 413; an app without it stores the file (201), so
+    both count as success and the figures still compare.
+    """
+
+    small = multipart(1_000_000)
+    large = multipart(FILE_LIMIT + 1_000_000)
+    headers: ClassVar[dict[str, str]] = {
+        **identity("up", "pro"),
+        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+    }
+
+    @task(4)
+    def under_limit(self) -> None:
+        with self.client.post(
+            "/v1/files", data=self.small, headers=self.headers, name="upload 1 MB",
+            catch_response=True,
+        ) as response:  # fmt: skip
+            expect(response, 201)
+
+    @task(1)
+    def over_limit(self) -> None:
+        with self.client.post(
+            "/v1/files", data=self.large, headers=self.headers, name="upload 6 MB",
+            catch_response=True,
+        ) as response:  # fmt: skip
+            expect(response, 413, 201)

@@ -1,0 +1,30 @@
+"""Smoke run of benchmarks/compare: the scripts must keep working; their figures are not judged."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = [pytest.mark.benchmark, pytest.mark.redis]
+ROW = r"-?[\d.]+"
+
+
+def test_compare_smoke_prints_the_table():
+    done = subprocess.run(
+        [str(ROOT / "benchmarks" / "compare"), "--smoke"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "bare req/s" in out
+    for path in ("allow: messages in live sessions", "deny: over limit, retried chats"):
+        line = next((row for row in out.splitlines() if row.startswith(path)), None)
+        assert line is not None, out
+        figures = re.findall(ROW, line[len(path) :])
+        assert len(figures) >= 9, line  # req/s, ratio, latencies, refused, Redis per request
+    denied = next(row for row in out.splitlines() if row.startswith("deny:"))
+    assert "100%" in denied or "n/a" in denied  # wrk counts the 429s; Locust does not say
