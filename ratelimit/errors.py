@@ -36,4 +36,4 @@ class StorageError(FairUseError):
 
     def __init__(self, storage_error: BaseException) -> None:
         self.storage_error = storage_error
-        super().__init__(f"storage failed: {storage_error!r}")
+        super().__init__(f"storage failed: {type(storage_error).__name__}: {storage_error}")

@@ -13,6 +13,7 @@ from ratelimit.storage import Storage
 from ratelimit.storage.memory import MemoryStorage
 from ratelimit.storage.redis import RedisStorage
 
+from .cluster import LocalCluster, LocalSentinel
 from .redis_servers import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,14 +35,47 @@ def redis_url(redis_server: RedisProcess) -> str:
     return redis_server.url
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """Three cluster-enabled masters on free ports, started once per session."""
+    cluster = LocalCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: LocalCluster) -> str:
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[LocalSentinel]:
+    """A sentinel watching a master of its own, under the service name "fairuse"."""
+    master = RedisProcess().start()
+    sentinel = LocalSentinel(master).start()
+    yield sentinel
+    sentinel.stop()
+    master.stop()
+
+
+BACKENDS = [
+    "memory",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("cluster", marks=pytest.mark.cluster),
+]
+
+
+@pytest.fixture(params=BACKENDS)
 async def storage(request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
-    """Every behaviour test runs once per backend; both must decide identically."""
+    """Every behaviour test runs once per backend; all must decide identically."""
     backend: Storage
     if request.param == "memory":
         backend = MemoryStorage()
-    else:
+    elif request.param == "redis":
         backend = RedisStorage(request.getfixturevalue("redis_url"))
+    else:
+        backend = RedisStorage(request.getfixturevalue("cluster_url"))
     yield backend
     await backend.close()
 

@@ -52,7 +52,7 @@ class CircuitBreaker:
         if self.state == OPEN and self._clock() - self._opened_at >= self.cooldown:
             self.state = PROBING
             return
-        raise CircuitOpen(f"{self.name} is unavailable (last error: {self._last_error!r})")
+        raise CircuitOpen(f"{self.name} is unavailable (last error: {describe(self._last_error)})")
 
     def succeeded(self) -> None:
         if self.state != CLOSED:
@@ -66,7 +66,7 @@ class CircuitBreaker:
         self._last_error = error
         if self.state == PROBING:
             self.state, self._opened_at = OPEN, self._clock()
-            logger.debug("fairuse: storage %s still unavailable: %r", self.name, error)
+            logger.debug("fairuse: storage %s still unavailable: %s", self.name, describe(error))
             return
         self._failed += 1
         if self.state == CLOSED and self._failed >= self.failures:
@@ -74,11 +74,11 @@ class CircuitBreaker:
             self._opened_at = self._down_since = self._clock()
             self.transitions += 1
             logger.error(
-                "fairuse: storage %s unavailable after %d consecutive failures (%r); "
+                "fairuse: storage %s unavailable after %d consecutive failures (%s); "
                 "applying each limit's fail policy, probing every %.2f s",
                 self.name,
                 self._failed,
-                error,
+                describe(error),
                 self.cooldown,
             )
 
@@ -86,3 +86,8 @@ class CircuitBreaker:
         """The call was cancelled before it finished: neither success nor failure."""
         if self.state == PROBING:
             self.state = OPEN  # the next caller probes at once: the cooldown has passed
+
+
+def describe(error: BaseException | None) -> str:
+    """Class and message: redis-py 8 exceptions' repr drops the message."""
+    return f"{type(error).__name__}: {error}" if error is not None else "none"

@@ -36,7 +36,8 @@ class RedisStorage:
     def __init__(self, url: str, **options: Any) -> None:
         self.url = url
         self.settings = parse_redis_url(url)
-        self.client = _client(self.settings, options)
+        self._sentinels: list[Any] = []  # Sentinel's own connections, closed with ours
+        self.client = _client(self.settings, options, self._sentinels)
         self.breaker = CircuitBreaker(
             self.settings.display,
             failures=self.settings.breaker_failures,
@@ -121,9 +122,11 @@ class RedisStorage:
         if self._fast is not None:
             await self._fast.close()
         await self.client.aclose()
+        for sentinel in self._sentinels:
+            await sentinel.aclose()
 
 
-def _client(settings: RedisSettings, options: dict[str, Any]) -> Any:
+def _client(settings: RedisSettings, options: dict[str, Any], sentinels: list[Any]) -> Any:
     options.setdefault("socket_timeout", settings.socket_timeout)
     options.setdefault("socket_connect_timeout", settings.socket_connect_timeout)
     options.setdefault("retry", Retry(NoBackoff(), 0))
@@ -149,6 +152,7 @@ def _client(settings: RedisSettings, options: dict[str, Any]) -> Any:
         **auth,
     }
     sentinel = Sentinel(settings.nodes, sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call]
+    sentinels.extend(sentinel.sentinels)
     return sentinel.master_for(settings.service, db=settings.db, **auth)
 
 

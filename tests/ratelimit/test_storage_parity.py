@@ -56,19 +56,24 @@ def random_request(rng: random.Random, now: int) -> tuple[list[str], list[str]]:
     return keys, argv
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("seed", range(6))
-async def test_random_sequences_agree(redis_url: str, seed: int) -> None:
+async def test_random_sequences_agree(redis_url: str, cluster_url: str, seed: int) -> None:
+    """Memory, a single Redis and a three-master Cluster, answer for answer."""
     rng = random.Random(seed)
-    memory, remote = MemoryStorage(), RedisStorage(redis_url)
+    memory, remote, cluster = MemoryStorage(), RedisStorage(redis_url), RedisStorage(cluster_url)
     now = START + rng.randrange(HOUR)
     try:
         for _ in range(400):
             now += rng.choice([0, 1, 7, 300, 2_000, 9_000, 40_000, 900_000])
             keys, argv = random_request(rng, now)
+            keys = [key.replace("{a}", f"{{a{seed}}}") for key in keys]  # slots on every master
             expected = await memory.decide(keys, argv)
             assert await remote.decide(keys, argv) == expected, (keys, argv)
+            assert await cluster.decide(keys, argv) == expected, (keys, argv)
     finally:
         await remote.close()
+        await cluster.close()
 
 
 async def test_denied_request_consumes_nothing(redis_url: str) -> None:
