@@ -97,7 +97,7 @@ class FairUseMiddleware:
             return
         if not decision.allowed:
             if decision.suspended is not None:
-                await problems.suspended(decision, self.policy.contact).send(send)
+                await problems.suspended(decision, active.policy.contact).send(send)
             else:
                 await problems.limit_reached(decision, self.legacy_headers).send(send)
             return

@@ -28,15 +28,19 @@ def workers(redis_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Po
     """`uvicorn --workers 2` on the demo app, with the shipped plans.
 
     The monthly sessions fail closed here, so a storage error would show as a 503 instead of
-    passing as an admission; the generous timeouts keep a busy shared machine from causing one.
+    passing as an admission (the generous timeouts keep a busy shared machine from causing one),
+    and the Sandbox plan is never suspended, so that 200 denials leave every answer a 429.
     """
     plans = tmp_path / "plans.toml"
     text = (ROOT / "plans.toml").read_text()
-    plans.write_text(
-        text.replace(
-            "[limits.sessions_per_month]\n", '[limits.sessions_per_month]\nfail = "closed"\n'
-        )
-    )
+    for table, line in [
+        ("limits.sessions_per_month", 'fail = "closed"'),
+        ("plans.sandbox", 'suspension = "none"'),
+    ]:
+        if f"[{table}]\n" not in text:
+            raise ValueError(f"plans.toml has no [{table}] any more")
+        text = text.replace(f"[{table}]\n", f"[{table}]\n{line}\n")
+    plans.write_text(text)
     port = free_port()
     env = dict(
         os.environ,
