@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from . import lifecycle_args as life
@@ -22,6 +22,7 @@ KIND_CODES = {
     Kind.DISTINCT: "4",
 }
 DISTINCT_IDLE_MS = 400 * 86400 * 1000  # a cap's members are forgotten after 400 idle days
+UNCAPPED = str(2**53 - 1)  # a window op with this amount always consumes: see record_bytes
 STATUS_WIDTH = 7
 
 
@@ -88,6 +89,11 @@ class Limiter:
             plan.name: self._compile(plan, tuple(plan.limits.values()))
             for plan in policy.plans.values()
         }
+        self._byte_quotas = {  # no suspension rule: recording is never a denial
+            key: _Compiled(compiled.plan, ops, (), False, life.rule_args(None))
+            for key, compiled in self._routes.items()
+            if (ops := tuple(_uncapped(op) for op in compiled.ops if op.counts is Counts.BYTES))
+        }
 
     @property
     def plan_names(self) -> tuple[str, ...]:
@@ -117,6 +123,35 @@ class Limiter:
         if compiled is None:
             raise UnknownPlanError(identity.plan, self.plan_names)
         return await self._decide(compiled, identity, session, False, 0, 0)
+
+    async def record_bytes(
+        self, identity: Identity, route: str, size: int, *, session: str | None = None
+    ) -> Decision | None:
+        """Add accepted upload bytes to the route's byte quotas; None when it has none.
+
+        `check` reports what remains before the body is read; the files are in the app by the
+        time they are recorded, so windows count them even past the amount or an admin's
+        override (token buckets only when they have the tokens). `remaining` is reported
+        against the plan's amount.
+        """
+        compiled = self._byte_quotas.get((identity.plan, route))
+        if compiled is None or size <= 0:
+            return None
+        decision = await self._decide(compiled, identity, session, True, 0, size)
+        plan_limits = compiled.plan.limits
+        statuses = tuple(
+            s
+            if s.limit.rule.kind is Kind.TOKEN_BUCKET
+            else replace(
+                s,
+                limit=plan_limits[s.name],
+                remaining=max(0, (plan_limits[s.name].amount or 0) - (s.used or 0)),
+            )
+            for s in decision.statuses
+        )
+        return replace(
+            decision, statuses=statuses, binding=pick_binding(statuses, decision.allowed)
+        )
 
     async def close(self) -> None:
         await self.storage.close()
@@ -304,6 +339,14 @@ def _scope_id(scope: Scope, identity: Identity, session: str | None) -> str | No
     if scope is Scope.SESSION:
         return session
     return identity.account
+
+
+def _uncapped(op: _Op) -> _Op:
+    """Windows record without a ceiling, so no override either (an override only moves the
+    ceiling; no limit has the name ""). A bucket's amount is its refill rate, so it stays."""
+    if op.limit.rule.kind is Kind.TOKEN_BUCKET:
+        return op
+    return replace(op, amount=UNCAPPED, life=("", op.life[1]))
 
 
 def _cost(op: _Op, consume: bool, cost: int, uploaded_bytes: int) -> int:

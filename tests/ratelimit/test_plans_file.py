@@ -29,6 +29,11 @@ INVALID = [
         "amount_too_large",
         "[limits.chats] limit 9007199254740992 is too large: amounts must be below 2**53",
     ),
+    (
+        "bad_bytes_amount",
+        '[plans.pro.limits.uploads_per_year] limit must be a size such as "5 MB", "512 KiB" or'
+        ' "100 B", a positive number of bytes below 2**53, or "unlimited", got "ten gigs"',
+    ),
     ("bad_cost", '[routes.chat] cost must be a positive integer or "header:Header-Name", got 0'),
     ("bad_duration", "[policy] session_timeout: unknown duration unit 'soon' in 'soon'"),
     (
@@ -516,7 +521,7 @@ def test_shipped_route_limits_keep_file_order(shipped: Policy) -> None:
         "workspaces",
     ]
     assert names("ltd", "ticket") == ["tickets_per_month", "workspaces"]
-    assert names("pro", "upload") == ["workspaces", "file_size"]
+    assert names("pro", "upload") == ["workspaces", "file_size", "upload_bytes_per_year"]
     assert names("pro", "usage") == ["workspaces"]
     assert len(shipped.route_limits) == len(shipped.plans) * len(shipped.routes)
 
@@ -568,6 +573,27 @@ def test_sizes(written: str, size: int | None) -> None:
     compiled = policy(f'[limits.file_size]\nkind = "file_size"\nlimit = {written}\n[plans.p]\n')
     assert compiled.plans["p"].limits["file_size"].amount == size
     assert compiled.rules["file_size"].routes == frozenset({"upload"})  # default: upload routes
+
+
+@pytest.mark.parametrize(
+    ("default", "plan_value", "size"),
+    [
+        ('"10 GB"', None, 10 * 10**9),
+        ("10_000", None, 10_000),
+        ('"1 GB"', '"2.5 GiB"', int(2.5 * 2**30)),
+        ('"1 GB"', "123456789", 123_456_789),
+        ('"1 GB"', '{ limit = "10 GB", notify_at = 0.9 }', 10 * 10**9),
+        ('"1 GB"', '"unlimited"', None),
+    ],
+)
+def test_byte_quotas_take_sizes_or_integers(default: str, plan_value: str | None, size: int | None):
+    plan = "" if plan_value is None else f"uploads_per_year = {plan_value}\n"
+    compiled = policy(
+        '[limits.uploads_per_year]\nkind = "fixed_window"\nper = "year"\ncounts = "bytes"\n'
+        f'routes = ["upload"]\nlimit = {default}\n[plans.p]\n[plans.p.limits]\n{plan}'
+    )
+    limit = compiled.plans["p"].limits["uploads_per_year"]
+    assert (limit.amount, limit.rule.counts) == (size, Counts.BYTES)
 
 
 @pytest.mark.parametrize(
@@ -701,7 +727,9 @@ def test_report_rows(shipped: Policy) -> None:
         "ltd | sessions_per_month | fixed_window | workspace | sessions | unlimited | month (UTC)"
         " | - | -"
     ) in rows
-    assert "upload | POST /v1/files | - | yes | workspaces, file_size | -" in rows
+    assert (
+        "upload | POST /v1/files | - | yes | workspaces, file_size, upload_bytes_per_year | -"
+    ) in rows
 
 
 def test_check_command(capsys: pytest.CaptureFixture[str]) -> None:
