@@ -6,6 +6,7 @@ attribute once, so a request in flight finishes with the policy it started with.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ratelimit import Limiter, Policy
@@ -13,6 +14,7 @@ from ratelimit.fallback import Fallback
 from ratelimit.storage import Storage
 
 from .routing import Router
+from .uploads import UploadRules, compile_upload_rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,7 @@ class ActivePolicy:
     router: Router
     fallback: Fallback
     plan_names: tuple[str, ...]
+    uploads: Mapping[tuple[str, str], UploadRules]  # (plan, route) -> what uploads are held to
 
     @classmethod
     def from_limiter(cls, limiter: Limiter) -> ActivePolicy:
@@ -32,6 +35,7 @@ class ActivePolicy:
             router=Router(policy.routes),
             fallback=Fallback(policy, clock=limiter.clock),
             plan_names=tuple(policy.plans),
+            uploads=compile_upload_rules(policy),
         )
 
     def replaced(self, policy: Policy) -> ActivePolicy:

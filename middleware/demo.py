@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 
+from python_multipart.multipart import parse_options_header
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -44,6 +45,14 @@ async def create_ticket(request: Request) -> JSONResponse:
 
 
 async def upload_files(request: Request) -> JSONResponse:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        size = 0  # a raw body (application/octet-stream, ...) is one file
+        async for chunk in request.stream():
+            size += len(chunk)
+        _, options = parse_options_header(request.headers.get("content-disposition", ""))
+        filename = options.get(b"filename")
+        raw = {"field": None, "filename": filename and filename.decode("latin-1"), "size": size}
+        return JSONResponse({"files": [raw]}, status_code=201)
     async with request.form() as form:
         files = []
         for field, value in form.multi_items():

@@ -18,6 +18,7 @@ from .headers import ratelimit_headers
 from .identity import HeaderIdentity, IdentityError, IdentityHook, check_identifier, resolve
 from .reload import PolicyWatcher, file_signature
 from .routing import Router
+from .uploads import UploadGuard, UploadOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class FairUseMiddleware:
         legacy_headers: bool = False,
         clock: Clock | None = None,
         reload_interval: float | None = 1.0,
+        upload_options: UploadOptions | None = None,
     ) -> None:
         from ratelimit.plans_file import load_policy
 
@@ -60,6 +62,7 @@ class FairUseMiddleware:
         self.active = ActivePolicy.from_limiter(limiter)
         self.identify: IdentityHook = identify or HeaderIdentity()
         self.legacy_headers = legacy_headers
+        self.upload_options = upload_options or UploadOptions()
 
     @property
     def limiter(self) -> Limiter:
@@ -101,12 +104,16 @@ class FairUseMiddleware:
             else:
                 await problems.limit_reached(decision, self.legacy_headers).send(send)
             return
-        scope.setdefault("state", {})["fairuse"] = FairUseContext(
-            identity, decision, active.limiter, route
-        )
+        context = FairUseContext(identity, decision, active.limiter, route)
+        scope.setdefault("state", {})["fairuse"] = context
+        app = self.app
+        upload_rules = active.uploads.get((identity.plan, route.name))
+        if upload_rules is not None:  # file, body and byte limits, measured as the body streams
+            session = _read(route.session, scope, params) if route.session else None
+            app = UploadGuard(app, upload_rules, context, self.upload_options, session)
         headers = ratelimit_headers(decision, self.legacy_headers)
         if not headers:
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -114,7 +121,7 @@ class FairUseMiddleware:
                 message["headers"] = [*message.get("headers", ()), *headers]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        await app(scope, receive, send_with_headers)
 
     def _closing_on_shutdown(self, send: Send) -> Send:
         """Close storage connections once the app has shut down (lifespan passes through)."""

@@ -40,6 +40,8 @@ def plural(unit: str, count: int | None = None) -> str:
 def amount_text(amount: int | None, unit: str) -> str:
     if amount is None:
         return f"unlimited {plural(unit)}"
+    if unit == "byte":
+        return size_text(amount)
     return f"{amount:,} {plural(unit, amount)}"
 
 
@@ -128,3 +130,82 @@ def suspended_detail(suspension: Suspension, contact: str) -> str:
         return f"This {noun} is suspended. To have it restored, contact {contact}."
     end = when(suspension.until, ZoneInfo("UTC"))
     return f"This {noun} is suspended until {end}. To have it restored sooner, contact {contact}."
+
+
+# ---- sizes and uploads ------------------------------------------------------------------
+
+DECIMAL_SIZES = ((10**12, "TB"), (10**9, "GB"), (10**6, "MB"), (10**3, "KB"))
+BINARY_SIZES = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
+
+
+def size_text(size: int) -> str:
+    """'5 MB', '1 MiB', '1.23 GB', '512 bytes': exact when a unit divides it, else 3 digits."""
+    for unit_size, unit in (*DECIMAL_SIZES, *BINARY_SIZES):
+        if size >= unit_size and size % unit_size == 0:
+            return f"{size // unit_size:,} {unit}"
+    for unit_size, unit in DECIMAL_SIZES:
+        if size >= unit_size:
+            return f"{size / unit_size:.3g} {unit}"
+    return f"{size:,} {plural('byte', size)}"
+
+
+def file_text(filename: str | None) -> str:
+    return "The uploaded file" if filename is None else f'The file "{filename}"'
+
+
+def too_large_detail(
+    plan: Plan,
+    amount: int,
+    upgrade: Upgrade | None,
+    contact: str | None,
+    *,
+    body: bool,
+    filename: str | None,
+) -> str:
+    """A file (or the whole request `body`) over a size cap, and the plan that lifts it."""
+    subject, each, things = (
+        ("The request body", "one request", "requests")
+        if body
+        else (
+            file_text(filename),
+            "one file",
+            "files",
+        )
+    )
+    first = f"{subject} is larger than {size_text(amount)}, the most the {plan.title} plan allows"
+    first += f" for {each}."
+    if upgrade is None:
+        return f"{first} To go beyond this limit, contact {contact}."
+    bigger = "any size" if upgrade.amount is None else f"up to {size_text(upgrade.amount)}"
+    return f"{first} Upgrade to {upgrade.title} for {things} of {bigger}."
+
+
+def quota_detail(
+    plan: Plan,
+    status: LimitStatus,
+    filename: str | None,
+    upgrade: Upgrade | None,
+    contact: str | None,
+    now: float,
+) -> str:
+    """A file that would take a byte quota past its amount: what is left, when, the way out."""
+    rule = status.limit.rule
+    amount = status.limit.amount or 0
+    left = status.remaining or 0
+    period = rule.period
+    this = THIS_PERIOD[period.unit] if period is not None and period.count == 1 else "now"
+    first = (
+        f"{file_text(filename)} would take this {SCOPE_NOUNS[rule.scope]} past its"
+        f" {size_text(amount)} of {rule.title} on the {plan.title} plan:"
+        f" {size_text(left) if left else 'nothing'} {'remains' if left else 'is left'} {this}."
+    )
+    if period is not None and period.calendar and status.reset_at is not None:
+        reset = f"The quota resets on {when(status.reset_at, rule.timezone)}."
+    else:
+        reset = f"Try again in {duration(max(1.0, (status.reset_at or now) - now))}."
+    if upgrade is None:
+        return f"{first} {reset} To go beyond this limit, contact {contact}."
+    if upgrade.amount is None:
+        return f"{first} {reset} Upgrade to {upgrade.title} for no limit on {rule.title}."
+    rate = "" if period is None else f" {every(period)}"
+    return f"{first} {reset} Upgrade to {upgrade.title} for {size_text(upgrade.amount)}{rate}."

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from starlette.types import Send
 
-from ratelimit import Decision, Plan
+from ratelimit import Decision, Limit, LimitStatus, Plan, Upgrade
+from ratelimit.plans import Kind
 
 from .headers import ratelimit_headers
-from .messages import iso, limit_detail, not_on_plan_detail, suspended_detail
+from .messages import (
+    iso,
+    limit_detail,
+    not_on_plan_detail,
+    quota_detail,
+    suspended_detail,
+    too_large_detail,
+)
 
 TYPE_BASE = "urn:fairuse:problem:"
+CLOSE = (b"connection", b"close")  # refused mid-upload: the rest of the body is never read
 
 
 class Problem:
@@ -116,3 +126,83 @@ def storage_unavailable(retry_after: int) -> Problem:
     detail = "Usage limits cannot be checked right now. Please try again shortly."
     body = _problem("unavailable", "Service unavailable", 503, detail, retry_after=retry_after)
     return Problem(503, body, [(b"retry-after", str(retry_after).encode())])
+
+
+def payload_too_large(
+    plan: Plan,
+    limit: Limit,
+    upgrade: Upgrade | None,
+    contact: str | None,
+    *,
+    field: str | None = None,
+    filename: str | None = None,
+) -> Problem:
+    """413 for a file (or, for a body_size limit, the whole body) over its cap."""
+    amount = limit.amount or 0
+    body = limit.rule.kind is Kind.BODY_SIZE
+    detail = too_large_detail(plan, amount, upgrade, contact, body=body, filename=filename)
+    problem = _problem(
+        "payload-too-large",
+        "Content too large",
+        413,
+        detail,
+        plan=plan.name,
+        limit=limit.name,
+        limit_value=amount,
+        max_bytes=amount,
+        field=field,
+        filename=filename,
+        **{"violated-policies": [limit.name]},
+    )
+    _way_out(problem, upgrade, contact)
+    return Problem(413, problem, [CLOSE])
+
+
+def upload_quota_reached(
+    decision: Decision,
+    status: LimitStatus,
+    upgrade: Upgrade | None,
+    contact: str | None,
+    *,
+    field: str | None = None,
+    filename: str | None = None,
+) -> Problem:
+    """429 for a file that would pass what remains of a byte quota; Retry-After is the reset."""
+    limit = status.limit
+    reset = status.reset_at or decision.now
+    retry_after = max(1, math.ceil(reset - decision.now))
+    detail = quota_detail(decision.plan, status, filename, upgrade, contact, decision.now)
+    problem = _problem(
+        "limit-reached",
+        "Limit reached",
+        429,
+        detail,
+        plan=decision.plan.name,
+        limit=limit.name,
+        limit_value=limit.amount,
+        used=status.used,
+        max_bytes=status.remaining,
+        field=field,
+        filename=filename,
+        resets_at=iso(status.reset_at),
+        retry_after=retry_after,
+        **{"violated-policies": [limit.name]},
+    )
+    _way_out(problem, upgrade, contact)
+    return Problem(429, problem, [(b"retry-after", str(retry_after).encode()), CLOSE])
+
+
+def bad_upload(detail: str) -> Problem:
+    return Problem(400, _problem("bad-request", "Bad request", 400, detail), [CLOSE])
+
+
+def upload_timeout(seconds: float) -> Problem:
+    detail = f"The upload stalled: no data arrived for {seconds:g} seconds."
+    return Problem(408, _problem("request-timeout", "Request timeout", 408, detail), [CLOSE])
+
+
+def _way_out(body: dict[str, Any], upgrade: Upgrade | None, contact: str | None) -> None:
+    if upgrade is not None:
+        body["upgrade"] = {"plan": upgrade.plan, "url": upgrade.url, "limit_value": upgrade.amount}
+    else:
+        body["contact"] = contact

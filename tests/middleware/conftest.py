@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+from starlette.types import ASGIApp
 
 from middleware.demo import create_app
 from ratelimit import ManualClock
 
 from ..conftest import ROOT
 from ..servers import serve_in_thread
+from .uploading import demo_app, server_errors
 
 NOW = datetime(2026, 11, 23, 10, 30, tzinfo=UTC)
 
@@ -43,3 +48,29 @@ def headers(workspace: str, plan: str, account: str | None = None) -> dict[str, 
     if account is not None:
         found["X-Account-ID"] = account
     return found
+
+
+@dataclass
+class Served:
+    """A served app for the upload tests: its client, base URL and the errors uvicorn logged."""
+
+    client: httpx.Client
+    url: str
+    errors: list[logging.LogRecord]
+
+
+@contextmanager
+def serving(app: ASGIApp) -> Iterator[Served]:
+    with (
+        serve_in_thread(app) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+        server_errors() as errors,
+    ):
+        yield Served(client, url, errors)
+
+
+@pytest.fixture
+def uploads(storage_url: str, clock: ManualClock) -> Iterator[Served]:
+    """The demo's routes behind tests/middleware/policies/uploads.toml."""
+    with serving(demo_app(storage_url, clock)) as served:
+        yield served
