@@ -1,9 +1,10 @@
-"""fairuse's ASGI layer: FairUseMiddleware and the identity hooks."""
+"""fairuse's ASGI layer: FairUseMiddleware, the identity hooks and the upload options."""
 
 from __future__ import annotations
 
 from .fairuse import FairUseContext, FairUseMiddleware
 from .identity import HeaderIdentity, IdentityError, IdentityHeaders, IdentityHook
+from .uploads import UploadOptions
 
 __all__ = [
     "FairUseContext",
@@ -12,4 +13,5 @@ __all__ = [
     "IdentityError",
     "IdentityHeaders",
     "IdentityHook",
+    "UploadOptions",
 ]
