@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from ratelimit import Decision, LimitStatus, StorageError
 from ratelimit.clock import Clock
+from ratelimit.dispatch import EventCallback
 from ratelimit.plans import SIZE_KINDS
 
 from . import problems
@@ -132,6 +133,7 @@ def create_app(
     *,
     clock: Clock | None = None,
     legacy_headers: bool = False,
+    on_event: EventCallback | None = None,
 ) -> Starlette:
     middleware = [
         Middleware(
@@ -140,6 +142,7 @@ def create_app(
             storage=storage,
             clock=clock,
             legacy_headers=legacy_headers,
+            on_event=on_event,
         )
     ]
     return Starlette(routes=ROUTES, middleware=middleware)

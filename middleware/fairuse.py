@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ratelimit import Decision, FairUseError, Identity, Limiter, Policy, StorageError
 from ratelimit.clock import Clock
+from ratelimit.dispatch import (
+    CallbackSink,
+    EventCallback,
+    EventDispatcher,
+    EventSink,
+    configured_sinks,
+)
+from ratelimit.events import events_for, has_events
 from ratelimit.plans import Route, Source
 from ratelimit.storage import Storage
 
@@ -46,6 +55,8 @@ class FairUseMiddleware:
         clock: Clock | None = None,
         reload_interval: float | None = 1.0,
         upload_options: UploadOptions | None = None,
+        events: Sequence[EventSink] = (),
+        on_event: EventCallback | None = None,
     ) -> None:
         from ratelimit.plans_file import load_policy
 
@@ -60,6 +71,10 @@ class FairUseMiddleware:
                     policy.path, self._swap, interval=reload_interval, seen=seen
                 )
         self.active = ActivePolicy.from_limiter(limiter)
+        sinks = [*configured_sinks(limiter.policy.events, limiter.storage), *events]
+        if on_event is not None:
+            sinks.append(CallbackSink(on_event))
+        self.events = EventDispatcher(sinks)  # [events] is read once, at start-up
         self.identify: IdentityHook = identify or HeaderIdentity()
         self.legacy_headers = legacy_headers
         self.upload_options = upload_options or UploadOptions()
@@ -130,6 +145,7 @@ class FairUseMiddleware:
             if message["type"] == "lifespan.shutdown.complete":
                 if self.watcher is not None:
                     self.watcher.stop()
+                await self.events.aclose()
                 await self.limiter.close()
             await send(message)
 
@@ -170,6 +186,8 @@ class FairUseMiddleware:
             decision = found
         except FairUseError as error:
             raise _Refusal(problems.bad_request(str(error))) from None
+        if self.events and has_events(decision):  # queued; delivered by background tasks
+            self.events.emit(events_for(decision, identity, active.policy.contact, session))
         return decision, identity
 
 

@@ -1,0 +1,88 @@
+"""Events in a Redis stream: appended with XADD MAXLEN ~ (capped), read back for `events tail`.
+
+Each entry has the fields `id`, `type` and `event` (the JSON document). Consumers that must see
+every event once read with a consumer group (`read_group`), which remembers what each group has
+acknowledged across restarts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from .events import Event
+
+DEFAULT_STREAM = "fairuse:events"
+DEFAULT_MAXLEN = 100_000
+
+
+class StreamSink:
+    """XADDs each event to `stream` in the given Redis (a client or a URL)."""
+
+    def __init__(
+        self,
+        redis: Redis | str,
+        stream: str = DEFAULT_STREAM,
+        *,
+        maxlen: int = DEFAULT_MAXLEN,
+        attempts: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        name: str = "stream",
+    ) -> None:
+        self._owned = isinstance(redis, str)
+        self.client: Redis = Redis.from_url(redis) if isinstance(redis, str) else redis
+        self.stream = stream
+        self.maxlen = maxlen
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.name = name
+
+    async def deliver(self, event: Event) -> None:
+        fields: Any = {"id": event.id, "type": event.type, "event": event.to_json()}
+        await self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self.client.aclose()
+
+
+async def read_recent(client: Redis, stream: str, count: int) -> list[tuple[str, dict[str, Any]]]:
+    """The last `count` events, oldest first, as (entry id, event document)."""
+    entries: Any = await client.xrevrange(stream, count=count)
+    return [_entry(entry_id, fields) for entry_id, fields in reversed(entries)]
+
+
+async def read_after(
+    client: Redis, stream: str, last: str, block_ms: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """Events after entry `last` ("$": only new ones), waiting up to `block_ms` for one."""
+    found: Any = await client.xread({stream: last}, block=block_ms, count=100)
+    return [_entry(i, f) for _, entries in found for i, f in entries]
+
+
+async def read_group(
+    client: Redis, stream: str, group: str, consumer: str, block_ms: int | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """Events the group has not yet been given, acknowledged once read; creates the group
+    (reading from the stream's start) on first use."""
+    try:
+        await client.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+    found: Any = await client.xreadgroup(group, consumer, {stream: ">"}, count=100, block=block_ms)
+    entries = [_entry(i, f) for _, batch in found for i, f in batch]
+    if entries:
+        await client.xack(stream, group, *(entry_id for entry_id, _ in entries))
+    return entries
+
+
+def _entry(entry_id: bytes | str, fields: dict[Any, Any]) -> tuple[str, dict[str, Any]]:
+    raw = fields.get(b"event", fields.get("event", b"{}"))
+    key = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return key, json.loads(raw)

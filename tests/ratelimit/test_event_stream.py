@@ -1,0 +1,95 @@
+"""Events in a Redis stream: exactly one notice per scope, limit and window, from two OS
+processes sending many concurrent requests; the stream is capped and read by groups."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from ratelimit import Identity, Limiter, ManualClock
+from ratelimit.dispatch import EventDispatcher
+from ratelimit.event_stream import StreamSink, read_group, read_recent
+from ratelimit.events import THRESHOLD, Event, events_for
+from ratelimit.plans_file import load_policy
+from ratelimit.storage.redis import RedisStorage
+
+pytestmark = pytest.mark.redis
+POLICY = Path(__file__).parent / "policies" / "events.toml"
+NOW = datetime(2026, 11, 23, 10, 15, tzinfo=UTC).timestamp()
+WORKSPACES = 4
+PER_WORKSPACE = 75  # per process: 150 per workspace in all, against a limit of 100
+
+
+async def _send(url: str) -> int:
+    """Many concurrent requests through a limiter whose events go to the stream."""
+    limiter = Limiter(load_policy(POLICY), RedisStorage(url), clock=ManualClock(NOW))
+    dispatcher = EventDispatcher([StreamSink(url, "test:events")])
+
+    async def one(n: int) -> None:
+        who = Identity("acct", f"w{n % WORKSPACES}", "only")
+        decision = await limiter.check(who, "call")
+        dispatcher.emit(events_for(decision, who, "help@example.test"))
+
+    try:
+        await asyncio.gather(*(one(n) for n in range(WORKSPACES * PER_WORKSPACE)))
+    finally:
+        await dispatcher.aclose()
+        await limiter.close()
+    return dispatcher.dropped
+
+
+def _worker(url: str) -> int:
+    return asyncio.run(_send(url))
+
+
+async def test_two_processes_crossing_80_percent_send_exactly_one_notice_each(redis_url: str):
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(2) as pool:
+        assert pool.map(_worker, [redis_url, redis_url]) == [0, 0]
+    client = Redis.from_url(redis_url)
+    try:
+        entries = await read_recent(client, "test:events", 1000)
+    finally:
+        await client.aclose()
+    kinds = Counter(
+        (
+            e["type"],
+            e["limit"]["name"],
+            e["workspace"] if e["limit"]["scope"] == "workspace" else "",
+        )
+        for _, e in entries
+    )
+    workspaces = [f"w{n}" for n in range(WORKSPACES)]
+    expected = {(THRESHOLD, "workspace_calls", w): 1 for w in workspaces}
+    expected |= {("limit.exceeded", "workspace_calls", w): 1 for w in workspaces}
+    expected[(THRESHOLD, "account_calls", "")] = 1  # 400 of 500: when every workspace is full
+    assert dict(kinds) == expected
+
+
+async def test_the_stream_is_capped_and_groups_read_each_event_once(redis_url: str):
+    client = Redis.from_url(redis_url)
+    sink = StreamSink(client, "capped", maxlen=100)
+    try:
+        for n in range(1000):
+            await sink.deliver(Event(THRESHOLD, 0.0, "a", "w", "p", {"n": n}, id=str(n)))
+        assert await client.xlen("capped") < 300  # MAXLEN ~: trimmed in whole nodes
+        recent = await read_recent(client, "capped", 3)
+        assert [e["n"] for _, e in recent] == [997, 998, 999]
+
+        seen: list[int] = []
+        while batch := await read_group(client, "capped", "mailer", "one", None):
+            seen += [e["n"] for _, e in batch]  # up to 100 at a time
+        assert len(seen) == await client.xlen("capped")
+        assert seen[-1] == 999
+        await sink.deliver(Event(THRESHOLD, 0.0, "a", "w", "p", {"n": 1000}))
+        again = await read_group(client, "capped", "mailer", "two", None)
+        assert [e["n"] for _, e in again] == [1000]  # only what the group has not seen
+        assert (await client.xpending("capped", "mailer"))["pending"] == 0  # acknowledged
+    finally:
+        await client.aclose()
