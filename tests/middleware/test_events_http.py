@@ -88,13 +88,14 @@ def test_a_notice_at_80_percent_and_none_on_a_plan_without_notices(collected: Co
 
 
 def test_a_hanging_webhook_never_delays_a_request(collected: Collected):
-    release = threading.Event()
+    release, arrived = threading.Event(), threading.Event()
     received: list[bytes] = []
 
     async def hanging(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         received.append((await receive())["body"])
+        arrived.set()
         await asyncio.to_thread(release.wait, 30)  # holds the webhook until the test is done
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -111,6 +112,7 @@ def test_a_hanging_webhook_never_delays_a_request(collected: Collected):
                 "limit.exceeded",
                 "workspace.suspended",
             ]
+            assert arrived.wait(10)
             assert len(received) == 1  # the webhook still holds its first event
             assert client.post("/calls", headers=who).status_code == 403
             release.set()
