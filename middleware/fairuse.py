@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -125,7 +125,8 @@ class FairUseMiddleware:
         upload_rules = active.uploads.get((identity.plan, route.name))
         if upload_rules is not None:  # file, body and byte limits, measured as the body streams
             session = _read(route.session, scope, params) if route.session else None
-            app = UploadGuard(app, upload_rules, context, self.upload_options, session)
+            emit = self._emitter(identity, active.policy.contact, session)
+            app = UploadGuard(app, upload_rules, context, self.upload_options, session, emit)
         headers = ratelimit_headers(decision, self.legacy_headers)
         if not headers:
             await app(scope, receive, send)
@@ -189,6 +190,20 @@ class FairUseMiddleware:
         if self.events and has_events(decision):  # queued; delivered by background tasks
             self.events.emit(events_for(decision, identity, active.policy.contact, session))
         return decision, identity
+
+    def _emitter(
+        self, identity: Identity, contact: str, session: str | None
+    ) -> Callable[[Decision], None] | None:
+        """Queue the events of a later decision of this request (recorded upload bytes)."""
+        if not self.events:
+            return None
+        events = self.events
+
+        def emit(decision: Decision) -> None:
+            if has_events(decision):
+                events.emit(events_for(decision, identity, contact, session))
+
+        return emit
 
 
 class _Refusal(Exception):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ratelimit import FairUseError, Limit, LimitStatus, Policy, Upgrade
+from ratelimit import Decision, FairUseError, Limit, LimitStatus, Policy, Upgrade
 from ratelimit.plans import COUNTER_KINDS, Counts, Kind
 
 from . import problems
@@ -108,12 +109,14 @@ class UploadGuard:
         context: FairUseContext,
         options: UploadOptions,
         session: str | None = None,
+        on_recorded: Callable[[Decision], None] | None = None,
     ) -> None:
         self.app = app
         self.rules = rules
         self.context = context
         self.options = options
         self.session = session
+        self.on_recorded = on_recorded  # sees each recording's decision (its 80% notices)
         self.quota = self._tightest_quota()
         self.started = self.answered = self.refused = self.complete = self.disconnected = False
 
@@ -189,11 +192,14 @@ class UploadGuard:
             return
         context = self.context
         try:
-            await context.limiter.record_bytes(
+            recorded = await context.limiter.record_bytes(
                 context.identity, context.route.name, size, session=self.session
             )
         except FairUseError as error:  # StorageError included: the upload itself went through
             logger.warning("fairuse: could not record %d uploaded bytes: %s", size, error)
+            return
+        if recorded is not None and self.on_recorded is not None:
+            self.on_recorded(recorded)
 
     def _tightest_quota(self) -> tuple[Capped, LimitStatus] | None:
         """The byte quota with the least left, from the request's own decision (no extra call)."""

@@ -149,8 +149,13 @@ class Limiter:
             )
             for s in decision.statuses
         )
+        fixed = {s.name: s for s in statuses}  # notices too: events report the plan's amount
         return replace(
-            decision, statuses=statuses, binding=pick_binding(statuses, decision.allowed)
+            decision,
+            statuses=statuses,
+            binding=pick_binding(statuses, decision.allowed),
+            notices=tuple(fixed[s.name] for s in decision.notices),
+            exceeded=tuple(fixed[s.name] for s in decision.exceeded),
         )
 
     async def close(self) -> None:

@@ -153,3 +153,26 @@ def test_a_webhook_secret_must_be_in_the_environment(monkeypatch: pytest.MonkeyP
     assert [s.name for s in FairUseMiddleware(Starlette(), plans=policy).events.sinks] == [
         "webhook"
     ]
+
+
+def test_a_byte_quota_notice_comes_from_the_recorded_upload(collected: Collected):
+    from middleware.demo import ROUTES
+
+    from .uploading import MULTIPART, multipart
+    from .uploading import POLICY as UPLOADS
+
+    fairuse = Middleware(
+        FairUseMiddleware, plans=UPLOADS, clock=ManualClock(START), on_event=collected
+    )
+    served = Starlette(routes=ROUTES, middleware=[fairuse])
+    sent = {"X-Workspace-ID": "w", "X-Plan": "basic", **MULTIPART}
+    files = [("file", f"f{n}.bin", 70_000) for n in range(3)]  # 210 KB of 250 KB: past 80%
+    with serve_in_thread(served) as url, httpx.Client(base_url=url) as client:
+        assert client.post("/v1/files", content=multipart(files), headers=sent).status_code == 201
+        assert collected.wait_for(1) == ["usage.threshold"]
+    limit = collected.events[0].data["limit"]
+    assert (limit["name"], limit["used"], limit["value"]) == (
+        "upload_bytes_per_year",
+        210_000,
+        250_000,
+    )
