@@ -12,28 +12,19 @@ import argparse
 import json
 import statistics
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .loadgen import Result, find_wrk, run_locust, run_wrk
-from .processes import Cores, Running, redis_counters, start_app, start_redis
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    path: str  # "allow" or "deny": what the protected app answers
-    wrk_script: str
-    locust_user: str
-
-
-SCENARIOS = (
-    Scenario("messages in live sessions", "allow", "sessions.lua", "SessionMessages"),
-    Scenario("new chats", "allow", "new_chats.lua", "NewChats"),
-    Scenario("over limit, retried chats", "deny", "over_limit.lua", "OverLimitRetries"),
-    Scenario("over limit, new chat ids", "deny", "over_limit_fresh.lua", "OverLimitNewChats"),
+from .processes import ROOT, Cores, Running, redis_counters, start_app, start_redis
+from .scenarios import (
+    SCENARIOS,
+    SMOKE,
+    SPENT,
+    SUSPENDED,
+    Scenario,
+    plans_without_suspension,
+    spend_sandbox_sessions,
 )
 
 
@@ -54,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scenarios: tuple[Scenario, ...] = SCENARIOS
     if args.smoke:  # one allow and one deny path, briefly: proves the machinery still works
-        args.seconds, args.rounds, scenarios = 1.0, 1, (SCENARIOS[0], SCENARIOS[2])
+        args.seconds, args.rounds, scenarios = 1.0, 1, SMOKE
     wrk = None if args.tool == "locust" else find_wrk(install=not args.smoke)
     if args.tool == "wrk" and wrk is None:
         parser.error("wrk is not installed")
@@ -63,9 +54,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         redis_port = start_redis(running, cores)
         storage = f"redis://127.0.0.1:{redis_port}/0"
-        bare = start_app(running, cores, "bare", {"FAIRUSE_BARE": "1"})
-        protected = start_app(running, cores, "protected", {"FAIRUSE_STORAGE": storage})
-        fill_sandbox_workspace(protected)
+        unsuspended_plans = plans_without_suspension(ROOT / "plans.toml", running.logs)
+        apps = {
+            "bare": start_app(running, cores, "bare", {"FAIRUSE_BARE": "1"}),
+            "protected": start_app(running, cores, "protected", {"FAIRUSE_STORAGE": storage}),
+            "unsuspended": start_app(
+                running, cores, "unsuspended",
+                {"FAIRUSE_STORAGE": storage, "FAIRUSE_PLANS": str(unsuspended_plans)},
+            ),
+        }  # fmt: skip
+        spend_sandbox_sessions(apps["protected"], SUSPENDED)
+        spend_sandbox_sessions(apps["unsuspended"], SPENT)
         tool = f"wrk, {args.connections} connections" if wrk else "Locust (wrk not found)"
         pinning = f"app on CPU {cores.app}, load and Redis on CPU {cores.load}"
         print(f"fairuse benchmark: {tool}; {pinning if cores.app else 'no CPU pinning'}")
@@ -74,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for scenario in scenarios:
             measured = Measured([], [], [])
             for round_ in range(args.rounds):
-                sides = [("bare", bare), ("protected", protected)]
+                sides = [("bare", apps["bare"]), ("protected", apps[scenario.app])]
                 for side, url in sides if round_ % 2 == 0 else sides[::-1]:
                     load = Load(wrk, cores, url, scenario, args.connections, f"{side}{round_}")
                     if not args.smoke:  # warm-up: sessions exist, caches are filled
@@ -90,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append((scenario, measured))
         print_table(rows)
         if wrk is not None and not args.smoke:
-            print_paced(paced(rows, wrk, cores, bare, protected, args.seconds))
+            print_paced(paced(rows, wrk, cores, apps, args.seconds))
     finally:
         running.stop()
     return 0
@@ -108,34 +107,12 @@ class Load:
     run_id: str
 
     def run(self, seconds: float, extra: dict[str, str] | None = None) -> Result:
-        env = {"RUN_ID": self.run_id, **(extra or {})}
+        env = {"RUN_ID": self.run_id, "ACCOUNT": self.scenario.account, **(extra or {})}
         if self.wrk is not None:
             script = self.scenario.wrk_script
             return run_wrk(self.wrk, self.cores, self.url, script, seconds, self.connections, env)
         users = min(self.connections, 16)
         return run_locust(self.cores, self.url, self.scenario.locust_user, seconds, users, env)
-
-
-def fill_sandbox_workspace(url: str) -> None:
-    """Spend the Sandbox workspace's 100 chat sessions so that its new chats are refused."""
-    headers = {
-        "Content-Type": "application/json",
-        "X-Account-ID": "full-account",
-        "X-Workspace-ID": "full-workspace",
-        "X-Plan": "sandbox",
-    }
-    for n in range(101):
-        request = urllib.request.Request(
-            f"{url}/v1/chats/fill-{n}/messages", b'{"text": "hi"}', headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                response.read()
-        except urllib.error.HTTPError as error:
-            if error.code == 429 and n == 100:
-                return
-            raise
-    raise RuntimeError("the protected app never refused the Sandbox workspace's 101st chat")
 
 
 def per_request(before: dict[str, int], after: dict[str, int], requests: int) -> dict[str, float]:
@@ -165,7 +142,7 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
         refused = (
             f"{sum(r.refused for r in m.protected) / total:.0%}" if prot.refused >= 0 else "n/a"
         )
-        label = f"{scenario.path}: {scenario.name}"
+        label = scenario.label
         print(
             f"{label:<32} {bare.rps:>10.0f} {prot.rps:>13.0f} {ratio:>6.2f}  "
             f"{f'{bare.p50_ms:.2f}/{prot.p50_ms:.2f}':>14} "
@@ -173,6 +150,7 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
             f"{redis['commands']:>10.2f} {redis['evalsha']:>7.2f} {redis['round_trips']:>6.2f}"
         )
         summary.append({"path": label, "ratio": round(ratio, 3), **redis})
+    print("(spent quota: plans.toml without its suspension rule, so that denials go on)")
     print("\n" + json.dumps(summary))
 
 
@@ -180,7 +158,7 @@ PACED_CONNECTIONS = 16
 
 
 def paced(
-    rows: list[tuple[Scenario, Measured]], wrk: str, cores: Cores, bare: str, protected: str,
+    rows: list[tuple[Scenario, Measured]], wrk: str, cores: Cores, apps: dict[str, str],
     seconds: float,
 ) -> list[tuple[Scenario, float, Result, Result]]:  # fmt: skip
     """Both apps offered the same rate, half of what the protected one sustained: p99 then
@@ -190,7 +168,7 @@ def paced(
         rate = 0.5 * statistics.median(r.rps for r in m.protected)
         pace = max(1, round(PACED_CONNECTIONS * 1000 / rate))
         results = []
-        for side, url in (("bare", bare), ("protected", protected)):
+        for side, url in (("bare", apps["bare"]), ("protected", apps[scenario.app])):
             load = Load(wrk, cores, url, scenario, PACED_CONNECTIONS, f"paced-{side}")
             results.append(load.run(seconds, {"PACE_MS": str(pace)}))
         out.append((scenario, PACED_CONNECTIONS * 1000 / pace, results[0], results[1]))
@@ -202,7 +180,7 @@ def print_paced(rows: list[tuple[Scenario, float, Result, Result]]) -> None:
     print(f"{'path':<32} {'offered':>8} {'served bare/fu':>15} {'p50 ms bare/fu':>15} "
           f"{'p99 ms bare/fu':>15} {'p99 ratio':>9}")  # fmt: skip
     for scenario, offered, bare, prot in rows:
-        label = f"{scenario.path}: {scenario.name}"
+        label = scenario.label
         print(
             f"{label:<32} {offered:>8.0f} {f'{bare.rps:.0f}/{prot.rps:.0f}':>15} "
             f"{f'{bare.p50_ms:.2f}/{prot.p50_ms:.2f}':>15} "

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from . import lifecycle_args as life
+from .blocks import INVALIDATE_CHANNEL, BlockCache
 from .clock import Clock
 from .decision import Decision, LimitStatus, pick_binding
 from .errors import FairUseError, UnknownPlanError
@@ -14,6 +16,7 @@ from .keys import account_base, escape, limit_key, session_key
 from .periods import Period
 from .plans import COUNTER_KINDS, Counts, Kind, Limit, Plan, Policy, Scope
 from .storage import Storage, storage_from_url
+from .storage.pubsub import Subscription
 
 KIND_CODES = {
     Kind.FIXED_WINDOW: "1",
@@ -94,6 +97,16 @@ class Limiter:
             for key, compiled in self._routes.items()
             if (ops := tuple(_uncapped(op) for op in compiled.ops if op.counts is Counts.BYTES))
         }
+        # Known denials (blocks.py), kept only where the storage can tell us when they end early.
+        self._blocks: BlockCache | None = None
+        self._subscription: Subscription | None = None
+        if hasattr(self.storage, "subscribe"):
+            self._blocks = BlockCache()
+
+    @property
+    def blocks(self) -> BlockCache | None:
+        """Denials this process answers without Redis; None where they cannot be cached."""
+        return self._blocks
 
     @property
     def plan_names(self) -> tuple[str, ...]:
@@ -159,7 +172,24 @@ class Limiter:
         )
 
     async def close(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.close()
         await self.storage.close()
+
+    def _listen(self, blocks: BlockCache) -> None:
+        """Subscribe to invalidations on this event loop (again, if the loop changed)."""
+        if self._subscription is not None:
+            self._subscription.detach()
+            self._subscription = None
+        subscribe = getattr(self.storage, "subscribe", None)
+        if subscribe is not None:
+            self._subscription = subscribe(
+                INVALIDATE_CHANNEL, blocks.invalidate, blocks.set_listening
+            )
+        if self._subscription is None:
+            self._blocks = None
+        else:
+            self._subscription.start()
 
     def _unknown(self, plan: str, route: str) -> None:
         if plan not in self.policy.plans:
@@ -218,24 +248,79 @@ class Limiter:
         if session is None:
             ops = tuple(op for op in ops if op.scope is not Scope.SESSION)
         ops = tuple(op for op in ops if _scope_id(op.scope, identity, session) is not None)
+        blocks = self._blocks if consume else None
+        shape: tuple[object, ...] = ()
+        if blocks is not None:
+            subscription = self._subscription
+            if subscription is None or subscription.loop is not asyncio.get_running_loop():
+                self._listen(blocks)
+            if identity.account in blocks.accounts:
+                shape = (id(compiled), identity.workspace, session, identity.user, cost)
+                shape += (identity.ticket, uploaded_bytes)
+                known = blocks.known(identity.account, identity.workspace, shape, self._now_ms())
+                if isinstance(known, Decision):
+                    return known
+                if known is not None:
+                    now = self._now_ms() / 1000
+                    return Decision(False, compiled.plan, (), None, now=now, suspended=known[0])
         # Even with no counted limit the script runs: it checks the workspace's suspension.
         for _attempt in range(2):
             local_ms = self._local_ms()
             keys, argv = self._request(
                 compiled, ops, identity, session, consume, cost, uploaded_bytes, local_ms
             )
+            epoch = blocks.epoch if blocks is not None else 0
             result = await self.storage.decide(keys, argv)
             if self.clock is None:
                 self._offset_ms = result[2] - local_ms
             suspended = life.refused(result)
             if suspended is not None:
+                if blocks is not None:
+                    blocks.learn_suspension(identity.account, identity.workspace, suspended, epoch)
                 return Decision(
                     False, compiled.plan, (), None, now=result[2] / 1000, suspended=suspended
                 )
             if result[0] != -1:
-                return self._decision(compiled, ops, result)
+                decision = self._decision(compiled, ops, result)
+                if blocks is not None and not decision.allowed:
+                    if not shape:
+                        shape = (id(compiled), identity.workspace, session, identity.user, cost)
+                        shape += (identity.ticket, uploaded_bytes)
+                    self._learn(blocks, compiled, ops, identity, shape, decision, result, epoch)
+                return decision
             self._windows.clear()
         raise FairUseError("storage clock disagrees with every window computed for it")
+
+    def _learn(
+        self,
+        blocks: BlockCache,
+        compiled: _Compiled,
+        ops: tuple[_Op, ...],
+        identity: Identity,
+        shape: tuple[object, ...],
+        decision: Decision,
+        result: list[int],
+        epoch: int,
+    ) -> None:
+        """Remember a denial whose end is known, unless Redis must count it (suspension rule)
+        or an admin override, which may end on its own, set a limit in force."""
+        if decision.suspends is not None:
+            blocks.learn_suspension(identity.account, identity.workspace, decision.suspends, epoch)
+        if compiled.plan.suspension is not None:
+            return
+        if any(s.limit is not op.limit for s, op in zip(decision.statuses, ops, strict=False)):
+            return
+        width = STATUS_WIDTH
+        outcome = [
+            (op.code, result[3 + i * width : 3 + (i + 1) * width]) for i, op in enumerate(ops)
+        ]
+        blocks.learn_denial(identity.account, shape, decision, outcome, epoch)
+
+    def _now_ms(self) -> int:
+        """The storage clock, as well as this process knows it."""
+        if self.clock is not None:
+            return int(self.clock.now() * 1000)
+        return int(time.time() * 1000) + self._offset_ms
 
     def _local_ms(self) -> int:
         """This server's clock; with the storage clock in charge it only estimates windows."""

@@ -21,7 +21,7 @@ def test_compare_smoke_prints_the_table():
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert "bare req/s" in out
-    for path in ("allow: messages in live sessions", "deny: over limit, retried chats"):
+    for path in ("allow: messages in live sessions", "deny: spent quota, retried chats"):
         line = next((row for row in out.splitlines() if row.startswith(path)), None)
         assert line is not None, out
         figures = re.findall(ROW, line[len(path) :])

@@ -1,11 +1,12 @@
 -- Deny path: a Sandbox workspace that has used its 100 chat sessions this month keeps trying
 -- to start chats; the same 50 refused chat ids come back again and again (users retrying).
+-- With the shipped plans its 50th denial suspends it; ACCOUNT names the tenant.
 local n = 0
 wrk.method = "POST"
 wrk.body = '{"text": "hello"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Plan"] = "sandbox"
-wrk.headers["X-Account-ID"] = "full-account"
+wrk.headers["X-Account-ID"] = os.getenv("ACCOUNT") or "full-account"
 wrk.headers["X-Workspace-ID"] = "full-workspace"
 
 request = function()

@@ -1,12 +1,13 @@
 -- Deny path, worst case: the over-quota Sandbox workspace tries a never-seen chat id each time.
--- Only Redis knows whether that chat is live (a live chat may go on), so each costs one EVALSHA.
+-- Unless the workspace is suspended, only Redis knows whether that chat is live (a live chat may
+-- go on), so each costs one EVALSHA. ACCOUNT names the tenant.
 local run = os.getenv("RUN_ID") or "0"
 local n = 0
 wrk.method = "POST"
 wrk.body = '{"text": "hello"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Plan"] = "sandbox"
-wrk.headers["X-Account-ID"] = "full-account"
+wrk.headers["X-Account-ID"] = os.getenv("ACCOUNT") or "full-account"
 wrk.headers["X-Workspace-ID"] = "full-workspace"
 
 request = function()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.resources import files
 from typing import Any
 
@@ -21,6 +21,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from ..errors import StorageError
 from .breaker import CircuitBreaker, CircuitOpen
+from .pubsub import Subscription
 from .redis_url import DEFAULT_MAX_CONNECTIONS, RedisSettings, parse_redis_url
 from .resp import FAST_SCHEMES, PipelinedConnection
 
@@ -56,6 +57,7 @@ class RedisStorage:
                 timeout=float(options.get("socket_timeout", self.settings.socket_timeout)),
                 connect_timeout=self.settings.socket_connect_timeout,
             )
+        self._subscriptions: list[Subscription] = []
 
     async def decide(self, keys: Sequence[str], argv: Sequence[str]) -> list[int]:
         breaker = self.breaker
@@ -108,9 +110,13 @@ class RedisStorage:
 
     async def publish(self, channel: str, message: str) -> int:
         try:
-            return int(await self.client.publish(channel, message))
+            count = int(await self.client.publish(channel, message))
         except FAILURES as error:
             raise StorageError(error) from error
+        for subscription in self._subscriptions:  # this process at once, not a moment later
+            if subscription.channel == channel:
+                subscription.on_message(message)
+        return count
 
     async def ping(self) -> bool:
         try:
@@ -118,7 +124,27 @@ class RedisStorage:
         except FAILURES:
             return False
 
+    def subscribe(
+        self, channel: str, on_message: Callable[[str], None], on_state: Callable[[bool], None]
+    ) -> Subscription | None:
+        """A subscription on its own connection (pubsub.py), closed with this storage; None
+        where only redis-py can reach the server (Cluster, Sentinel, TLS)."""
+        if self._fast is None:
+            return None
+        subscription = Subscription(
+            self.settings.url,
+            channel,
+            on_message,
+            on_state,
+            connect_timeout=self.settings.socket_connect_timeout,
+        )
+        self._subscriptions.append(subscription)
+        return subscription
+
     async def close(self) -> None:
+        for subscription in self._subscriptions:
+            await subscription.close()
+        self._subscriptions.clear()
         if self._fast is not None:
             await self._fast.close()
         await self.client.aclose()

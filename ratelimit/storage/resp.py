@@ -39,6 +39,7 @@ class _Protocol(asyncio.Protocol):
     def __init__(self, owner: PipelinedConnection) -> None:
         self.owner = owner
         self.reader = hiredis.Reader()
+        self.closed = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         if self.owner._protocol is not self:
@@ -54,6 +55,8 @@ class _Protocol(asyncio.Protocol):
             reply = reader.gets()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
         if self.owner._protocol is self:
             self.owner._lost(RedisConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
 
@@ -106,10 +109,14 @@ class PipelinedConnection:
         await asyncio.shield(loading)
 
     async def close(self) -> None:
-        transport = self._transport
+        transport, protocol = self._transport, self._protocol
         self._lost(RedisConnectionError("connection closed"))
-        if transport is not None:
-            transport.close()
+        if transport is None or protocol is None:
+            return
+        transport.close()
+        if self._loop is asyncio.get_running_loop():  # let it finish closing before the loop ends
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(protocol.closed), 1.0)
 
     async def _call(self, command: bytes) -> Any:
         loop = asyncio.get_running_loop()
@@ -194,13 +201,17 @@ class PipelinedConnection:
         if int(options.get("db") or 0):
             setup.append(pack("SELECT", str(options["db"])))
         setup.append(self._load_command)  # a new or restarted server may not have it yet
-        for command in setup:
-            future: asyncio.Future[Any] = loop.create_future()
-            self._waiting.append((future, time.monotonic() + self.timeout))
-            transport.write(command)
-            reply = await future
-            if isinstance(reply, hiredis.ReplyError):
-                self._protocol = None
-                transport.close()
-                raise OSError(f"Redis refused the connection set-up: {reply}")
+        try:
+            for command in setup:
+                future: asyncio.Future[Any] = loop.create_future()
+                self._waiting.append((future, time.monotonic() + self.timeout))
+                transport.write(command)
+                reply = await future
+                if isinstance(reply, hiredis.ReplyError):
+                    raise OSError(f"Redis refused the connection set-up: {reply}")
+        except BaseException:  # refused, timed out (cancelled) or lost: never leave it open
+            self._protocol = None
+            self._waiting.clear()
+            transport.abort()
+            raise
         self._transport = transport

@@ -1,0 +1,198 @@
+"""Known denials answered without Redis, and dropped when the window ends, the plan differs,
+an admin action is published or the subscription that would tell us is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis
+
+from ratelimit import Identity, Limiter, ManualClock
+from ratelimit.admin import INVALIDATE_CHANNEL, Admin
+from ratelimit.plans_file import load_policy
+from ratelimit.storage.redis import RedisStorage
+
+pytestmark = pytest.mark.redis
+POLICIES = Path(__file__).parent / "policies"
+NOW = datetime(2026, 11, 23, 10, tzinfo=UTC)
+PATIENCE = 10.0  # a hang guard only
+
+
+def who(plan: str = "free", workspace: str = "main", account: str = "acme") -> Identity:
+    return Identity(account, workspace, plan)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + PATIENCE
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class Scripts:
+    """EVALSHA calls Redis has run so far, from its own counters."""
+
+    def __init__(self, port: int) -> None:
+        self.client = redis.Redis(port=port)
+
+    def __call__(self) -> int:
+        stats = self.client.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def listening(limiter: Limiter) -> Limiter:
+    """Start the subscription (any check does) and wait until it listens."""
+    await limiter.check(who("free", account="warm-up"), "call")
+    blocks = limiter.blocks
+    assert blocks is not None
+    await until(lambda: blocks.listening, "the invalidation subscription")
+    return limiter
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(NOW)
+
+
+@pytest.fixture
+async def small(redis_url: str, clock: ManualClock) -> AsyncIterator[Limiter]:
+    limiter = Limiter(load_policy(POLICIES / "small.toml"), RedisStorage(redis_url), clock=clock)
+    yield await listening(limiter)
+    await limiter.close()
+
+
+@pytest.fixture
+def scripts(redis_server) -> Scripts:
+    return Scripts(redis_server.port)
+
+
+async def spend_calls(limiter: Limiter, identity: Identity) -> None:
+    for _ in range(4):  # small.toml: 4 calls a day
+        assert (await limiter.check(identity, "call")).allowed
+
+
+async def test_a_known_denial_costs_no_script_until_the_window_ends(
+    small: Limiter, clock: ManualClock, scripts: Scripts
+):
+    await spend_calls(small, who())
+    first = await small.check(who(), "call")
+    assert not first.allowed
+    assert [s.name for s in first.exceeded] == ["calls_per_day"]
+    before = scripts()
+    clock.advance(30)
+    again = [await small.check(who(), "call") for _ in range(20)]
+    assert scripts() == before  # answered here
+    assert all(not d.allowed and d.exceeded == () for d in again)
+    assert again[0].binding is not None
+    assert first.binding is not None
+    assert again[0].binding.name == "calls_per_day"
+    assert again[0].retry_after == first.retry_after - 30
+    assert again[0].binding.used == 4
+    clock.set(first.binding.reset_at or 0)  # the window ends: Redis decides again
+    assert (await small.check(who(), "call")).allowed
+    assert scripts() == before + 1
+
+
+async def test_another_plan_or_workspace_is_not_blocked(small: Limiter, scripts: Scripts):
+    for chat in ("a", "b", "c"):
+        assert (await small.check(who(), "chat", session=chat)).allowed
+    refused = await small.check(who(), "chat", session="d")
+    assert not refused.allowed
+    before = scripts()
+    assert not (await small.check(who(), "chat", session="d")).allowed  # the same chat: cached
+    assert scripts() == before
+    # a live chat of the blocked workspace goes on; a new one is asked about, and refused
+    assert (await small.check(who(), "chat", session="a")).allowed
+    assert not (await small.check(who(), "chat", session="e")).allowed
+    # the plan is part of what is remembered: on Team the same chat starts
+    assert (await small.check(who("team"), "chat", session="d")).allowed
+    assert scripts() == before + 3
+
+
+async def test_published_invalidation_drops_the_account(
+    small: Limiter, redis_url: str, clock: ManualClock, scripts: Scripts
+):
+    await spend_calls(small, who())
+    await spend_calls(small, who(account="bystander"))
+    assert not (await small.check(who(), "call")).allowed
+    assert not (await small.check(who(account="bystander"), "call")).allowed
+    blocks = small.blocks
+    assert blocks is not None
+    assert {"acme", "bystander"} <= set(blocks.accounts)
+    # an admin in another process resets the account: the message comes over Redis
+    other = Limiter(small.policy, RedisStorage(redis_url), clock=clock)
+    try:
+        assert await Admin(other).reset("acme") > 0
+    finally:
+        await other.close()
+    await until(lambda: "acme" not in blocks.accounts, "the invalidation")
+    assert "bystander" in blocks.accounts
+    assert (await small.check(who(), "call")).allowed
+    before = scripts()
+    assert not (await small.check(who(account="bystander"), "call")).allowed
+    assert scripts() == before
+    publisher = redis.Redis.from_url(redis_url)
+    publisher.publish(INVALIDATE_CHANNEL, "*")
+    publisher.close()
+    await until(lambda: not blocks.accounts, "the invalidation of every account")
+
+
+async def test_an_override_in_this_process_applies_to_the_next_request(small: Limiter):
+    await spend_calls(small, who())
+    assert not (await small.check(who(), "call")).allowed
+    await Admin(small).set_override("acme", "calls_per_day", 6)
+    decision = await small.check(who(), "call")
+    assert decision.allowed
+    assert decision.binding is not None
+    assert decision.binding.limit.amount == 6
+
+
+async def test_a_lost_subscription_forgets_every_denial(
+    small: Limiter, redis_server, scripts: Scripts
+):
+    await spend_calls(small, who())
+    assert not (await small.check(who(), "call")).allowed
+    blocks = small.blocks
+    assert blocks is not None
+    assert blocks.accounts
+    redis_server.command("CLIENT", "KILL", "TYPE", "pubsub")
+    await until(lambda: not blocks.listening, "the lost subscription")
+    assert not blocks.accounts
+    before = scripts()
+    assert not (await small.check(who(), "call")).allowed
+    assert scripts() == before + 1  # not learned while nobody listens
+    await until(lambda: blocks.listening, "the subscription again")
+    assert not (await small.check(who(), "call")).allowed
+    assert not (await small.check(who(), "call")).allowed
+    assert scripts() == before + 2
+
+
+async def test_a_suspension_is_answered_here_until_lifted(
+    redis_url: str, clock: ManualClock, scripts: Scripts
+):
+    policy = load_policy(POLICIES / "lifecycle.toml")  # 3 denials in an hour suspend for 2 hours
+    limiter = await listening(Limiter(policy, RedisStorage(redis_url), clock=clock))
+    try:
+        for _ in range(10):
+            assert (await limiter.check(who(), "call")).allowed
+        denials = [await limiter.check(who(), "call") for _ in range(3)]
+        assert scripts() >= 13  # a plan with a suspension rule: every denial is counted
+        assert denials[2].suspends is not None
+        before = scripts()
+        held = [await limiter.check(who(), "call") for _ in range(5)]
+        held.append(await limiter.check(who(), "chat", session="any"))
+        assert scripts() == before
+        assert all(d.suspended is not None for d in held)
+        assert held[0].suspended == denials[2].suspends
+        assert (await limiter.check(who(workspace="other"), "call")).suspended is None
+        assert await Admin(limiter).unsuspend("acme", "main")
+        refused = await limiter.check(who(), "call")  # the limit is still spent
+        assert refused.suspended is None
+        assert not refused.allowed
+    finally:
+        await limiter.close()
