@@ -1,4 +1,4 @@
-"""The `fairuse` command: check a plans file, serve the demo."""
+"""The `fairuse` command: check a plans file, serve the demo, and the admin commands."""
 
 from __future__ import annotations
 
@@ -21,7 +21,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--plans", default=str(_default_plans()))
     demo.add_argument("--storage", default="memory://")
 
+    from . import admin_cli
+
+    admin_cli.add_commands(commands, _default_plans())
     args = parser.parse_args(argv)
+    if args.command in admin_cli.COMMANDS:
+        return admin_cli.run(args)
     if args.command == "check":
         from ratelimit.__main__ import check_command
 

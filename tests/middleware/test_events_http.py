@@ -41,10 +41,10 @@ def app(storage: str = "memory://", extra_toml: str = "", **options: Any) -> Sta
     routes = [
         Route("/calls", ok, methods=["POST"]),
         Route("/chats/{chat_id}", ok, methods=["POST"]),
+        Route("/status", ok),
     ]
-    fairuse = Middleware(
-        FairUseMiddleware, plans=policy, storage=storage, clock=ManualClock(START), **options
-    )
+    options.setdefault("clock", ManualClock(START))
+    fairuse = Middleware(FairUseMiddleware, plans=policy, storage=storage, **options)
     return Starlette(routes=routes, middleware=[fairuse])
 
 

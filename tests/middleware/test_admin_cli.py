@@ -1,0 +1,116 @@
+"""The admin commands against a served app's Redis: suspension from the first denial to
+`fairuse unsuspend`, an override in force on the next request, the events stream."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from contextlib import AbstractContextManager
+from typing import Any
+
+import httpx
+import pytest
+
+from middleware.cli import main
+from ratelimit import ManualClock
+
+from ..conftest import ROOT
+from ..servers import serve_in_thread
+from .test_events_http import POLICY, Collected, app
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+WHO = {"X-Account-ID": "acme", "X-Workspace-ID": "main", "X-Plan": "team"}
+
+
+def fairuse(redis_url: str, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """Run a `fairuse` admin command in this process; its output."""
+    assert main([*args, "--storage", redis_url, "--plans", str(POLICY)]) == 0
+    return capsys.readouterr().out
+
+
+def served(redis_url: str, **options: Any) -> AbstractContextManager[str]:
+    # The app's clock stands still at the real time, so the admin commands' own clock agrees.
+    return serve_in_thread(app(redis_url, clock=ManualClock(time.time()), **options))
+
+
+def test_suspension_from_the_first_denial_to_unsuspend(redis_url: str, capsys):
+    collected = Collected()
+    with served(redis_url, on_event=collected) as url, httpx.Client(base_url=url) as client:
+        for _ in range(10):
+            assert client.post("/calls", headers=WHO).status_code == 200
+        assert [client.post("/calls", headers=WHO).status_code for _ in range(3)] == [429] * 3
+        refused = client.post("/calls", headers=WHO)
+        assert refused.status_code == 403
+        body = refused.json()
+        assert body["type"] == "urn:fairuse:problem:suspended"
+        assert body["contact"] == "help@example.test"
+        assert client.get("/status", headers=WHO).status_code == 403
+        assert collected.wait_for(3) == ["usage.threshold", "limit.exceeded", "workspace.suspended"]
+
+        report = fairuse(redis_url, capsys, "usage", "acme", "main", "--plan", "team")
+        assert f"suspended until {body['suspended_until'][:16].replace('T', ' ')} UTC" in report
+        assert "suspension: acme/main until" in report
+        assert "(auto)" in report
+
+        done = subprocess.run(  # the installed entry point, as an operator runs it
+            [sys.executable, "-m", "middleware.cli", "unsuspend", "acme", "main"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={"FAIRUSE_STORAGE": redis_url, "PATH": ""},
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "acme/main: suspension lifted\n"
+        assert client.get("/status", headers=WHO).status_code == 200
+        assert client.post("/calls", headers=WHO).status_code == 429  # the hour is still spent
+
+        # the hour's counter, and the count of denials since the suspension was lifted
+        assert fairuse(redis_url, capsys, "reset", "acme") == "acme: deleted 2 counter key(s)\n"
+        assert client.post("/calls", headers=WHO).status_code == 200
+
+
+def test_an_override_is_in_force_on_the_next_request(redis_url: str, capsys):
+    with served(redis_url) as url, httpx.Client(base_url=url) as client:
+        for _ in range(10):
+            client.post("/calls", headers=WHO)
+        assert client.post("/calls", headers=WHO).status_code == 429
+
+        said = fairuse(redis_url, capsys, "override", "set", "acme", "calls_per_hour", "12")
+        assert said == "acme: calls_per_hour = 12 until lifted\n"
+        allowed = client.post("/calls", headers=WHO)
+        assert allowed.status_code == 200
+        assert '"calls_per_hour";q=12;' in allowed.headers["ratelimit-policy"]
+        assert "calls_per_hour  (account)  12      no end" in fairuse(
+            redis_url, capsys, "override", "list", "acme"
+        )
+        report = fairuse(redis_url, capsys, "usage", "acme", "main", "--plan", "team")
+        assert "* calls_per_hour: override; the plan says 10" in report
+
+        fairuse(redis_url, capsys, "override", "clear", "acme", "calls_per_hour")
+        assert client.post("/calls", headers=WHO).status_code == 429
+
+
+def test_events_tail_prints_the_stream_and_reads_once_per_group(redis_url: str, capsys):
+    events = '\n[events]\nstream = "app:events"\n'
+    with served(redis_url, extra_toml=events) as url, httpx.Client(base_url=url) as client:
+        for _ in range(11):
+            client.post("/calls", headers=WHO)
+    tail = ("events", "tail", "--stream", "app:events")
+    lines = fairuse(redis_url, capsys, *tail).splitlines()
+    assert [json.loads(line)["type"] for line in lines] == ["usage.threshold", "limit.exceeded"]
+    grouped = fairuse(redis_url, capsys, *tail, "--group", "mailer").splitlines()
+    assert grouped == lines
+    assert fairuse(redis_url, capsys, *tail, "--group", "mailer") == ""  # already read
+
+
+def test_bad_admin_input_is_refused_with_a_message(redis_url: str, capsys):
+    assert main(["override", "set", "acme", "nope", "5", "--storage", redis_url]) == 1
+    assert "unknown limit 'nope'" in capsys.readouterr().err
+    assert main(["usage", "acme", "--plan", "team", "--storage", ""]) == 2
+    assert "--storage URL is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["suspend", "acme", "--until", "next week", "--storage", redis_url])
+    assert "expected an ISO date or time" in capsys.readouterr().err
