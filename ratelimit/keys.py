@@ -18,7 +18,8 @@ _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch  # what quote() leaves a
 def escape(identifier: str) -> str:
     if _UNRESERVED(identifier):  # the common case, without quote()'s per-character work
         return identifier
-    return quote(identifier, safe="")
+    # surrogatepass: a lone surrogate (from an identify hook) gets bytes of its own, not an error
+    return quote(identifier.encode("utf-8", "surrogatepass"), safe="")
 
 
 def account_base(prefix: str, account: str) -> str:
