@@ -39,6 +39,7 @@ class CircuitBreaker:
         self.cooldown = cooldown
         self.state = CLOSED
         self.transitions = 0  # times the breaker opened or closed: one log line each
+        self.probes = 0  # calls let through to test an open circuit
         self._clock = clock
         self._failed = 0
         self._opened_at = 0.0
@@ -51,6 +52,7 @@ class CircuitBreaker:
             return
         if self.state == OPEN and self._clock() - self._opened_at >= self.cooldown:
             self.state = PROBING
+            self.probes += 1
             return
         raise CircuitOpen(f"{self.name} is unavailable (last error: {describe(self._last_error)})")
 

@@ -170,17 +170,19 @@ class PipelinedConnection:
             self._transport, self._connecting, self._loop = None, None, loop
             self._waiting, self._buffer, self._timer = deque(), [], None
         if self._connecting is None or self._connecting.done():
-            self._connecting = loop.create_future()
+            self._connecting = connecting = loop.create_future()
             try:
                 await asyncio.wait_for(self._open(loop), self.connect_timeout)
-            except Exception as error:
+            except BaseException as error:  # cancelled too: its waiters must not wait forever
                 self._protocol = None
                 failure = RedisConnectionError(f"cannot connect to Redis: {error!r}")
-                self._connecting.set_exception(failure)
-                self._connecting.exception()  # retrieved: later callers get their own attempt
+                connecting.set_exception(failure)
+                connecting.exception()  # retrieved: later callers get their own attempt
                 self._connecting = None
+                if not isinstance(error, Exception):
+                    raise
                 raise failure from error
-            self._connecting.set_result(None)
+            connecting.set_result(None)
         else:
             await asyncio.shield(self._connecting)
 

@@ -223,12 +223,15 @@ async def test_frozen_redis_under_load(redis_up: RedisProcess, caplog: pytest.Lo
             load = Load(c, spread=True)
             try:
                 await until(lambda: load.count("before", "/open", 200, headers=True) > 20, "load")
+                breaker = breaker_of(app).breaker
+                probes = breaker.probes
                 process.send_signal(signal.SIGSTOP)
                 load.phase = "frozen"
                 await until(
                     lambda: (
                         load.count("frozen", "/closed", 503) >= 20
                         and load.count("frozen", "/open", 200, headers=False) >= 20
+                        and breaker.probes >= probes + 2  # probes connect, then hear nothing
                     ),
                     "answers while Redis is frozen",
                 )
