@@ -77,3 +77,25 @@ async def test_decisions_resume_after_a_long_outage(own_redis: RedisProcess, out
             assert (await storage.decide(KEYS, ARGV))[0] == 1
     finally:
         await storage.close()
+
+
+async def test_a_cancelled_connection_attempt_leaves_no_one_waiting(own_redis: RedisProcess):
+    """A decision cancelled while its connection is being set up (Redis frozen: the TCP connect
+    succeeds, the set-up gets no reply) must not leave later decisions waiting for it."""
+    storage = RedisStorage(own_redis.url)
+    process = own_redis.process
+    assert process is not None
+    try:
+        process.send_signal(signal.SIGSTOP)
+        try:
+            first = asyncio.ensure_future(storage.decide(KEYS, ARGV))
+            second = asyncio.ensure_future(storage.decide(KEYS, ARGV))  # shares the attempt
+            await asyncio.sleep(0.05)
+            first.cancel()
+            with pytest.raises(StorageError):
+                await asyncio.wait_for(second, PATIENCE)
+        finally:
+            process.send_signal(signal.SIGCONT)
+        assert (await asyncio.wait_for(decide_until_ok(storage), PATIENCE))[0] == 1
+    finally:
+        await storage.close()
