@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ratelimit import Decision, FairUseError, Limit, LimitStatus, Policy, Upgrade
+from ratelimit import Decision, FairUseError, Limit, LimitStatus, Policy, StorageError, Upgrade
 from ratelimit.plans import COUNTER_KINDS, Counts, Kind
 
 from . import problems
@@ -195,7 +195,9 @@ class UploadGuard:
             recorded = await context.limiter.record_bytes(
                 context.identity, context.route.name, size, session=self.session
             )
-        except FairUseError as error:  # StorageError included: the upload itself went through
+        except StorageError:  # the upload went through; the breaker logs the outage, once
+            return
+        except FairUseError as error:
             logger.warning("fairuse: could not record %d uploaded bytes: %s", size, error)
             return
         if recorded is not None and self.on_recorded is not None:

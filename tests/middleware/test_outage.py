@@ -39,6 +39,8 @@ async def ok_app(scope: Scope, receive: Receive, send: Send) -> None:
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
+    while (await receive()).get("more_body", False):
+        pass  # read the whole body, as an app taking an upload does
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
 
@@ -128,6 +130,21 @@ async def post_until(
             return response
         await asyncio.sleep(0.05)
     pytest.fail(f"POST {path} never gave the awaited answer")
+
+
+async def test_uploads_during_an_outage_log_nothing_per_request(
+    redis_up: RedisProcess, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG, logger="fairuse")
+    files = {"file": ("a.txt", b"x" * 1000, "text/plain")}
+    with served(redis_up) as (url, app):
+        async with httpx.AsyncClient(base_url=url, headers=WHO, timeout=10) as client:
+            assert (await client.post("/upload", files=files)).status_code == 200
+            redis_up.stop()
+            for _ in range(10):
+                assert (await client.post("/upload", files=files)).status_code == 200
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == breaker_of(app).breaker.transitions == 1, loud
 
 
 class Load:
