@@ -53,7 +53,7 @@ class LocalCluster:
             )
             self.wait_ok()
         except BaseException:
-            self.stop()
+            self.remove()
             raise
         return self
 
@@ -82,6 +82,10 @@ class LocalCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+    def remove(self) -> None:
+        for node in self.nodes:
+            node.remove()
 
 
 class LocalSentinel:
@@ -119,5 +123,5 @@ class LocalSentinel:
             time.sleep(0.05)
         raise RuntimeError("the sentinel does not know its master")
 
-    def stop(self) -> None:
-        self.server.stop()
+    def remove(self) -> None:
+        self.server.remove()

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def redis_server() -> Iterator[RedisProcess]:
     server = RedisProcess().start()
     yield server
-    server.stop()
+    server.remove()
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def redis_cluster() -> Iterator[LocalCluster]:
     """Three cluster-enabled masters on free ports, started once per session."""
     cluster = LocalCluster().start()
     yield cluster
-    cluster.stop()
+    cluster.remove()
 
 
 @pytest.fixture
@@ -55,8 +55,8 @@ def redis_sentinel() -> Iterator[LocalSentinel]:
     master = RedisProcess().start()
     sentinel = LocalSentinel(master).start()
     yield sentinel
-    sentinel.stop()
-    master.stop()
+    sentinel.remove()
+    master.remove()
 
 
 BACKENDS = [

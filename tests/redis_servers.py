@@ -73,6 +73,11 @@ class RedisProcess:
             self.process.wait(timeout=10)
         self.process = None
 
+    def remove(self) -> None:
+        """Stop for good and delete its directory (`stop` keeps it for a restart)."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def command(self, *args: str) -> str:
         """Run one command with redis-cli-free plain RESP, for test set-up and inspection."""
         import redis

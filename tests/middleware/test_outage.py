@@ -50,7 +50,7 @@ def outage_redis() -> Iterator[RedisProcess]:
     """A Redis of this module's own, since its tests kill it."""
     server = RedisProcess().start()
     yield server
-    server.stop()
+    server.remove()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ PATIENCE = 30.0  # a hang guard for wait-until loops, never a speed target
 def own_redis() -> Iterator[RedisProcess]:
     server = RedisProcess().start()
     yield server
-    server.stop()
+    server.remove()
 
 
 async def decide_until_ok(storage: RedisStorage) -> list[int]:
