@@ -91,8 +91,10 @@ class FairUseMiddleware:
     def router(self) -> Router:
         return self.active.router
 
-    def _swap(self, policy: Policy) -> None:
-        self.active = self.active.replaced(policy)  # one assignment: requests see old or new
+    async def _swap(self, policy: Policy) -> None:
+        old = self.active
+        self.active = old.replaced(policy)  # one assignment: requests see old or new
+        await old.limiter.retire()  # its requests in flight go on, without the block cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.watcher is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ratelimit import Policy
 from ratelimit.errors import FairUseError
@@ -37,7 +37,7 @@ class PolicyWatcher:
     def __init__(
         self,
         path: str | os.PathLike[str],
-        apply: Callable[[Policy], None],
+        apply: Callable[[Policy], Awaitable[None]],
         *,
         interval: float = 1.0,
         seen: Signature = None,
@@ -75,7 +75,7 @@ class PolicyWatcher:
         except (FairUseError, OSError) as error:
             logger.error("fairuse: policy not reloaded, still serving the previous one: %s", error)
             return False
-        self._apply(policy)
+        await self._apply(policy)
         logger.warning("fairuse: reloaded the policy from %s", self.path)
         return True
 

@@ -176,6 +176,13 @@ class Limiter:
             await self._subscription.close()
         await self.storage.close()
 
+    async def retire(self) -> None:
+        """Replaced by a reload: drop the block cache and its subscription, keep the storage."""
+        self._blocks = None
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            await subscription.close()
+
     def _listen(self, blocks: BlockCache) -> None:
         """Subscribe to invalidations on this event loop (again, if the loop changed)."""
         if self._subscription is not None:

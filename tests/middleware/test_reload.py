@@ -13,10 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from starlette.types import Receive, Scope, Send
 
 from middleware.fairuse import FairUseContext, FairUseMiddleware
+from ratelimit.blocks import INVALIDATE_CHANNEL
 
+from ..redis_servers import RedisProcess
 from ..servers import serve_in_thread
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +57,10 @@ class Gate:
 
 def make_app(gate: Gate) -> Callable[[Scope, Receive, Send], object]:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":  # so that the middleware closes its storage at the end
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
             return
         context: FairUseContext = scope["state"]["fairuse"]
         if scope["path"] == "/slow":
@@ -75,11 +81,14 @@ def write(path: Path, name: str = "v1", calls: str = "5") -> None:
 
 
 @contextmanager
-def served(path: Path, gate: Gate | None = None) -> Iterator[httpx.Client]:
+def served(
+    path: Path, gate: Gate | None = None, storage: str = "memory://"
+) -> Iterator[httpx.Client]:
     raw = make_app(gate or Gate())
     write(path)
-    app = FairUseMiddleware(raw, plans=path, reload_interval=0.05)  # type: ignore[arg-type]
+    app = FairUseMiddleware(raw, plans=path, storage=storage, reload_interval=0.05)  # type: ignore[arg-type]
     with serve_in_thread(app) as url, httpx.Client(base_url=url, headers=WHO, timeout=10) as c:
+        c.fairuse = app  # type: ignore[attr-defined]
         yield c
 
 
@@ -129,6 +138,33 @@ def test_an_invalid_file_is_refused_and_the_old_policy_keeps_serving(
             assert quota(client) == '"calls";q=5;w=3600'
         write(path, "v3", "9")  # a fixed file is taken up again
         wait_for(lambda: quota(client) == '"calls";q=9;w=3600', "the fixed file")
+
+
+@pytest.mark.redis
+def test_reloads_leave_one_invalidation_subscription(
+    tmp_path: Path, redis_url: str, redis_server: RedisProcess
+):
+    """Each policy's limiter subscribes to block-cache invalidations; a replaced one lets go."""
+    path = tmp_path / "plans.toml"
+    with served(path, storage=redis_url) as client:
+        quota(client)
+        for calls in ("6", "7", "8"):
+            write(path, "v2", calls)
+            expected = f'"calls";q={calls};w=3600'
+            wait_for(lambda: quota(client) == expected, "the new quota")  # noqa: B023
+        app: FairUseMiddleware = client.fairuse  # type: ignore[attr-defined]
+        wait_for(lambda: app.limiter.blocks is not None and app.limiter.blocks.listening, "it")
+        wait_for(lambda: subscribers(redis_server) <= 1, "replaced limiters to unsubscribe")
+        assert subscribers(redis_server) == 1
+
+
+def subscribers(server: RedisProcess) -> int:
+    client = redis.Redis(port=server.port)
+    try:
+        [(_, count)] = client.pubsub_numsub(INVALIDATE_CHANNEL)
+    finally:
+        client.close()
+    return int(count)
 
 
 def test_requests_in_flight_finish_on_the_policy_they_started_with(tmp_path: Path):
