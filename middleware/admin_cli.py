@@ -74,7 +74,7 @@ def add_commands(commands: Any, plans: Path) -> None:
         "tail", parents=[common], help="print events as JSON lines"
     )
     tail.add_argument("--stream", help="default: [events] stream, else fairuse:events")
-    tail.add_argument("--count", type=int, default=10, help="how many recent events")
+    tail.add_argument("--count", type=_count, default=10, help="how many recent events (0: none)")
     tail.add_argument("--follow", action="store_true", help="then wait for new ones")
     tail.add_argument("--group", help="read as this consumer group: each event once")
     tail.add_argument("--consumer", default="cli")
@@ -145,14 +145,24 @@ async def _unsuspend(admin: Admin, args: argparse.Namespace) -> None:
 
 
 async def _events_tail(admin: Admin, args: argparse.Namespace) -> None:
-    from ratelimit.event_stream import DEFAULT_STREAM, read_after, read_group, read_recent
+    from ratelimit.event_stream import DEFAULT_STREAM
     from ratelimit.storage.redis import RedisStorage
 
     storage = admin.storage
     if not isinstance(storage, RedisStorage):
         raise FairUseError(f"events are kept in a Redis stream; {storage.url} is not Redis")
-    client = storage.client
-    stream = args.stream or admin.policy.events.stream or DEFAULT_STREAM
+    reader = RedisStorage(storage.url, socket_timeout=60.0)  # outlasts a 5 s blocking read
+    try:
+        await _tail(
+            reader.client, args.stream or admin.policy.events.stream or DEFAULT_STREAM, args
+        )
+    finally:
+        await reader.close()
+
+
+async def _tail(client: Any, stream: str, args: argparse.Namespace) -> None:
+    from ratelimit.event_stream import read_after, read_group, read_recent
+
     if args.group:  # every event the group has not seen, then (--follow) new ones
         block = 5000 if args.follow else None
         while (batch := await read_group(client, stream, args.group, args.consumer, block)) or (
@@ -160,7 +170,7 @@ async def _events_tail(admin: Admin, args: argparse.Namespace) -> None:
         ):
             _print_events(batch)
         return
-    entries = await read_recent(client, stream, args.count)
+    entries = await read_recent(client, stream, args.count) if args.count > 0 else []
     _print_events(entries)
     last = entries[-1][0] if entries else "$"
     while args.follow:
@@ -243,6 +253,12 @@ def _moment(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an ISO date or time, got {text!r}") from None
     return (found if found.tzinfo else found.replace(tzinfo=UTC)).timestamp()
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

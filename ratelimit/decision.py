@@ -58,7 +58,7 @@ class Decision:
     upgrade: Upgrade | None = None  # the next plan that lifts the binding limit
     contact: str | None = None  # whom to reach when no plan lifts it
     now: float = 0.0  # the storage clock when it decided, epoch seconds
-    suspended: Suspension | None = None  # in force when the request came: it was refused
+    suspended: Suspension | None = None  # in force when it came (check: refused; peek: reported)
     suspends: Suspension | None = None  # this request's denial suspended its workspace
 
     @property

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from middleware.cli import main
 from ratelimit import ManualClock
@@ -114,3 +115,27 @@ def test_bad_admin_input_is_refused_with_a_message(redis_url: str, capsys):
     with pytest.raises(SystemExit):
         main(["suspend", "acme", "--until", "next week", "--storage", redis_url])
     assert "expected an ISO date or time" in capsys.readouterr().err
+
+
+def test_events_tail_follow_prints_new_events_as_they_come(redis_url: str):
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "middleware.cli", "events", "tail", "--follow", "--count", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"FAIRUSE_STORAGE": redis_url, "PATH": "", "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        client = redis.Redis.from_url(redis_url)
+        event = {"id": "e1", "type": "usage.threshold"}
+        assert follow.stdout is not None
+        for _ in range(100):  # until the reader is waiting: its XREAD shows as a blocked client
+            if int(client.info("clients")["blocked_clients"]) == 1:
+                break
+            time.sleep(0.05)
+        client.xadd("fairuse:events", {"id": "e1", "type": "x", "event": json.dumps(event)})
+        client.close()
+        assert json.loads(follow.stdout.readline()) == event
+    finally:
+        follow.terminate()
+        follow.communicate(timeout=10)  # reaps it and closes its pipe
