@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from ratelimit import Limiter
+from ratelimit import Identity, Limiter
 from ratelimit.admin import Admin
 from ratelimit.storage.redis import RedisStorage
 
@@ -31,12 +31,26 @@ async def admin_call(served: Limiter, action: str, *args: str) -> object:
             await storage.close()
 
 
+async def spend(served: Limiter, who: Identity, route: str, count: int) -> bool:
+    """Spend `count` units of a route's limit through the served storage, from this loop."""
+    storage = served.storage
+    if isinstance(storage, RedisStorage):
+        storage = RedisStorage(storage.url)
+    try:
+        limiter = Limiter(served.policy, storage, clock=served.clock)
+        return (await limiter.check(who, route, cost=count)).allowed
+    finally:
+        if storage is not served.storage:
+            await storage.close()
+
+
 def test_fifty_denials_suspend_the_workspace_until_lifted(demo: httpx.Client):
-    who = headers("noisy", "sandbox", account="acme")
-    for n in range(100):
-        assert chat(demo, f"c{n}", who).status_code == 200
-    for n in range(50):  # the 50th denial is still a 429 for the limit; it starts the suspension
-        assert chat(demo, f"more-{n}", who).status_code == 429
+    who = headers("noisy", "ltd", account="acme")
+    assert chat(demo, "c1", who).status_code == 200  # a live chat
+    served = middleware_of(demo).limiter
+    assert asyncio.run(spend(served, Identity("acme", "noisy", "ltd"), "ticket", 10_000))
+    for _ in range(50):  # the 50th denial is still a 429 for the limit; it starts the suspension
+        assert demo.post("/v1/tickets", headers=who).status_code == 429
 
     refused = chat(demo, "c1", who)  # even a message in a live chat
     assert refused.status_code == 403
@@ -50,19 +64,28 @@ def test_fifty_denials_suspend_the_workspace_until_lifted(demo: httpx.Client):
             "This workspace is suspended until 24 November 2026 at 10:30 UTC. "
             "To have it restored sooner, contact bizdev@jikoo.example."
         ),
-        "plan": "sandbox",
+        "plan": "ltd",
         "scope": "workspace",
         "suspended_until": until,
         "contact": "bizdev@jikoo.example",
     }
     assert demo.get("/v1/usage", headers=who).status_code == 403  # every ruled route
     assert demo.get("/healthz", headers=who).status_code == 200  # unruled routes pass
-    assert chat(demo, "c0", headers("quiet", "sandbox", account="acme")).status_code == 200
+    assert chat(demo, "c0", headers("quiet", "pro", account="other")).status_code == 200
 
-    lifted = asyncio.run(admin_call(middleware_of(demo).limiter, "unsuspend", "acme", "noisy"))
+    lifted = asyncio.run(admin_call(served, "unsuspend", "acme", "noisy"))
     assert lifted is True
-    assert chat(demo, "c1", who).status_code == 200  # live chat: no new session
-    assert chat(demo, "new", who).status_code == 429  # the monthly quota is still spent
+    assert chat(demo, "c1", who).status_code == 200  # chats flow again
+    assert demo.post("/v1/tickets", headers=who).status_code == 429  # tickets are still spent
+
+
+def test_a_spent_sandbox_is_never_suspended(demo: httpx.Client):
+    who = headers("eager", "sandbox")
+    for n in range(100):
+        assert chat(demo, f"c{n}", who).status_code == 200
+    refusals = [chat(demo, f"more-{n}", who) for n in range(60)]
+    assert {r.status_code for r in refusals} == {429}
+    assert refusals[-1].json()["upgrade"]["plan"] == "pro"  # still invited to upgrade
 
 
 def test_an_upgrade_lifts_the_block_on_the_next_request(demo: httpx.Client):

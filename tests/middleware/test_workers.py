@@ -28,15 +28,12 @@ def workers(redis_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Po
     """`uvicorn --workers 2` on the demo app, with the shipped plans.
 
     The monthly sessions fail closed here, so a storage error would show as a 503 instead of
-    passing as an admission (the generous timeouts keep a busy shared machine from causing one),
-    and the Sandbox plan is never suspended, so that 200 denials leave every answer a 429.
+    passing as an admission (the generous timeouts keep a busy shared machine from causing one).
+    The shipped Sandbox plan is never suspended, so 200 denials leave every answer a 429.
     """
     plans = tmp_path / "plans.toml"
     text = (ROOT / "plans.toml").read_text()
-    for table, line in [
-        ("limits.sessions_per_month", 'fail = "closed"'),
-        ("plans.sandbox", 'suspension = "none"'),
-    ]:
+    for table, line in [("limits.sessions_per_month", 'fail = "closed"')]:
         if f"[{table}]\n" not in text:
             raise ValueError(f"plans.toml has no [{table}] any more")
         text = text.replace(f"[{table}]\n", f"[{table}]\n{line}\n")
