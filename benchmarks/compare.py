@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .loadgen import Result, find_wrk, run_locust, run_wrk
-from .processes import ROOT, Cores, Running, redis_counters, start_app, start_redis
+from .processes import (
+    ROOT,
+    Cores,
+    Running,
+    cpu_seconds,
+    redis_counters,
+    start_app,
+    start_redis,
+)
 from .scenarios import (
     SCENARIOS,
     SMOKE,
@@ -33,6 +41,7 @@ class Measured:
     bare: list[Result]
     protected: list[Result]
     redis: list[dict[str, float]]
+    cpu: dict[str, list[float]]  # app CPU microseconds per request, per side
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,19 +80,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.rounds} round(s) of {args.seconds:g} s per side and path; medians shown\n")
         rows = []
         for scenario in scenarios:
-            measured = Measured([], [], [])
+            measured = Measured([], [], [], {"bare": [], "protected": []})
             for round_ in range(args.rounds):
                 sides = [("bare", apps["bare"]), ("protected", apps[scenario.app])]
                 for side, url in sides if round_ % 2 == 0 else sides[::-1]:
                     load = Load(wrk, cores, url, scenario, args.connections, f"{side}{round_}")
                     if not args.smoke:  # warm-up: sessions exist, caches are filled
                         load.run(min(args.seconds, 3.0))
+                    pid = running.pids["bare" if side == "bare" else scenario.app]
+                    cpu = cpu_seconds(pid)
                     if side == "bare":
-                        measured.bare.append(load.run(args.seconds))
+                        measured.bare.append(result := load.run(args.seconds))
+                        measured.cpu[side].append(per_request_us(pid, cpu, result))
                         continue
                     before = redis_counters(redis_port)
                     result = load.run(args.seconds)
                     after = redis_counters(redis_port)
+                    measured.cpu[side].append(per_request_us(pid, cpu, result))
                     measured.protected.append(result)
                     measured.redis.append(per_request(before, after, result.sent))
             rows.append((scenario, measured))
@@ -115,6 +128,10 @@ class Load:
         return run_locust(self.cores, self.url, self.scenario.locust_user, seconds, users, env)
 
 
+def per_request_us(pid: int, before: float, result: Result) -> float:
+    return (cpu_seconds(pid) - before) / max(1, result.requests) * 1e6
+
+
 def per_request(before: dict[str, int], after: dict[str, int], requests: int) -> dict[str, float]:
     """Redis work per request; the INFO command of the first snapshot is taken off."""
     count = max(requests, 1)
@@ -129,7 +146,8 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
     head = (
         f"{'path':<32} {'bare req/s':>10} {'fairuse req/s':>13} {'ratio':>6}  "
         f"{'p50 ms bare/fu':>14} {'p99 ms bare/fu':>14} {'refused':>7}  "
-        f"{'redis cmds':>10} {'EVALSHA':>7} {'trips':>6}  (per request)"
+        f"{'redis cmds':>10} {'EVALSHA':>7} {'trips':>6} {'app CPU us bare/fu':>18} "
+        f"{'CPU ratio':>9}"
     )
     print(head)
     summary = []
@@ -138,6 +156,8 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
         prot = median_result(m.protected)
         ratio = statistics.median(p.rps / b.rps for b, p in zip(m.bare, m.protected, strict=True))
         redis = {k: statistics.median(r[k] for r in m.redis) for k in m.redis[0]}
+        cpu_bare = statistics.median(m.cpu["bare"])
+        cpu_prot = statistics.median(m.cpu["protected"]) or float("nan")
         total = max(1, sum(r.requests for r in m.protected))
         refused = (
             f"{sum(r.refused for r in m.protected) / total:.0%}" if prot.refused >= 0 else "n/a"
@@ -147,10 +167,18 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
             f"{label:<32} {bare.rps:>10.0f} {prot.rps:>13.0f} {ratio:>6.2f}  "
             f"{f'{bare.p50_ms:.2f}/{prot.p50_ms:.2f}':>14} "
             f"{f'{bare.p99_ms:.2f}/{prot.p99_ms:.2f}':>14} {refused:>7}  "
-            f"{redis['commands']:>10.2f} {redis['evalsha']:>7.2f} {redis['round_trips']:>6.2f}"
+            f"{redis['commands']:>10.2f} {redis['evalsha']:>7.2f} {redis['round_trips']:>6.2f} "
+            f"{f'{cpu_bare:.0f}/{cpu_prot:.0f}':>18} {cpu_bare / cpu_prot:>9.2f}"
         )
-        summary.append({"path": label, "ratio": round(ratio, 3), **redis})
-    print("(spent quota: plans.toml without its suspension rule, so that denials go on)")
+        summary.append(
+            {"path": label, "ratio": round(ratio, 3), "cpu_ratio": round(cpu_bare / cpu_prot, 3)}
+            | redis
+        )
+    print(
+        "Redis commands, EVALSHA calls, round trips and app CPU are per request; CPU ratio is\n"
+        "bare CPU / protected CPU per request, the throughput ratio once the app's core is the\n"
+        "only bottleneck. Spent quota rows: plans.toml without its suspension rule."
+    )
     print("\n" + json.dumps(summary))
 
 

@@ -45,13 +45,14 @@ class Running:
     """Processes started here, stopped (by their own pid) in reverse order."""
 
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    pids: dict[str, int] = field(default_factory=dict)
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fairuse-bench-")))
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = (self.logs / f"{name}.log").open("wb")
-        self.processes.append(
-            subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        )
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        self.processes.append(process)
+        self.pids[name] = process.pid
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -139,3 +140,12 @@ def redis_counters(port: int) -> dict[str, int]:
         elif line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")):
             counters["evalsha"] += int(line.split("calls=")[1].split(",")[0])
     return counters
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

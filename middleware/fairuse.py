@@ -158,7 +158,11 @@ class FairUseMiddleware:
         self, active: ActivePolicy, scope: Scope, route: Route, params: dict[str, str]
     ) -> tuple[Decision, Identity]:
         try:
-            identity = await resolve(self.identify, scope)
+            identify = self.identify
+            if type(identify) is HeaderIdentity:  # sync, and checks what it reads: no resolve
+                identity = identify(scope)
+            else:
+                identity = await resolve(identify, scope)
         except IdentityError as error:
             raise _Refusal(problems.bad_request(error.detail, field=error.field)) from None
         plan = active.policy.plans.get(identity.plan)

@@ -18,7 +18,7 @@ once whenever the subscription is not known to be listening (messages may have b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -138,17 +138,22 @@ class BlockCache:
 def _moved_on(replay: _Replay, now_ms: int) -> Decision:
     """The cached denial as Redis would give it now: retry times shortened by the time passed."""
     passed = (now_ms - replay.learned_ms) / 1000
-    statuses: list[LimitStatus] = []
-    for status in replay.decision.statuses:
-        if not status.allowed:
-            status = replace(status, retry_after=max(0.0, status.retry_after - passed))
-        statuses.append(status)
-    return replace(
-        replay.decision,
-        statuses=tuple(statuses),
+    statuses = tuple(
+        s
+        if s.allowed
+        else LimitStatus(
+            s.limit, s.used, s.remaining, s.reset_at, max(0.0, s.retry_after - passed), False
+        )
+        for s in replay.decision.statuses
+    )
+    d = replay.decision
+    return Decision(
+        allowed=False,
+        plan=d.plan,
+        statuses=statuses,
         binding=statuses[replay.binding],
-        notices=(),
-        exceeded=(),
-        suspends=None,
+        new_session=d.new_session,
+        upgrade=d.upgrade,
+        contact=d.contact,
         now=now_ms / 1000,
     )

@@ -28,13 +28,23 @@ def account_base(prefix: str, account: str) -> str:
 
 def limit_key(base: str, limit: str, scope: Scope, ids: dict[Scope, str]) -> str:
     """The key of one limit for one scope; `ids` holds the already-escaped scope ids."""
+    tail = limit_key_tail(limit, scope)
     if scope is Scope.ACCOUNT:
-        return f"{base}:l:{limit}"
-    if scope is Scope.WORKSPACE:
-        return f"{base}:l:{limit}:w:{ids[Scope.WORKSPACE]}"
+        return base + tail
     if scope is Scope.SESSION:
-        return f"{base}:l:{limit}:s:{ids[Scope.WORKSPACE]}:{ids[Scope.SESSION]}"
-    return f"{base}:l:{limit}:{scope.value[0]}:{ids[scope]}"
+        return f"{base}{tail}{ids[Scope.WORKSPACE]}:{ids[Scope.SESSION]}"
+    return base + tail + ids[scope]
+
+
+def limit_key_tail(limit: str, scope: Scope) -> str:
+    """What follows the account base in a limit's key, up to its scope ids (built once)."""
+    if scope is Scope.ACCOUNT:
+        return f":l:{limit}"
+    if scope is Scope.WORKSPACE:
+        return f":l:{limit}:w:"
+    if scope is Scope.SESSION:
+        return f":l:{limit}:s:"
+    return f":l:{limit}:{scope.value[0]}:"
 
 
 def session_key(base: str, workspace: str, session: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 from . import lifecycle_args as life
@@ -12,7 +12,7 @@ from .blocks import INVALIDATE_CHANNEL, BlockCache
 from .clock import Clock
 from .decision import Decision, LimitStatus, pick_binding
 from .errors import FairUseError, UnknownPlanError
-from .keys import account_base, escape, limit_key, session_key
+from .keys import account_base, escape, limit_key_tail
 from .periods import Period
 from .plans import COUNTER_KINDS, Counts, Kind, Limit, Plan, Policy, Scope
 from .storage import Storage, storage_from_url
@@ -25,6 +25,7 @@ KIND_CODES = {
     Kind.DISTINCT: "4",
 }
 DISTINCT_IDLE_MS = 400 * 86400 * 1000  # a cap's members are forgotten after 400 idle days
+DISTINCT_TTL = str(DISTINCT_IDLE_MS)
 UNCAPPED = str(2**53 - 1)  # a window op with this amount always consumes: see record_bytes
 STATUS_WIDTH = 7
 
@@ -54,6 +55,28 @@ class _Op:
     counts: Counts
     scope: Scope
     life: tuple[str, str]  # limit name and notify_at in millionths, for overrides
+    # Derived once, so that a request only fills in what is its own:
+    key_tail: str = field(init=False)  # the key after the account base, before scope ids
+    head: tuple[str, str, str] = field(init=False)  # kind, gate, amount
+    tail: tuple[str, ...] | None = field(init=False)  # p1..p4 and notify, when all fixed
+    cost_from: int = field(init=False)  # COST_BYTES, COST_REQUEST or COST_ONE
+
+    def __post_init__(self) -> None:
+        fixed = self.fixed_args
+        tail = None if fixed is None or self.code == "4" else (*fixed, self.notify)
+        if self.counts is Counts.BYTES:
+            cost_from = COST_BYTES
+        elif self.counts is Counts.REQUESTS and self.limit.rule.kind in COUNTER_KINDS:
+            cost_from = COST_REQUEST
+        else:
+            cost_from = COST_ONE
+        object.__setattr__(self, "key_tail", limit_key_tail(self.limit.name, self.scope))
+        object.__setattr__(self, "head", (self.code, self.gate, self.amount))
+        object.__setattr__(self, "tail", tail)
+        object.__setattr__(self, "cost_from", cost_from)
+
+
+COST_BYTES, COST_REQUEST, COST_ONE = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +86,11 @@ class _Compiled:
     passive: tuple[Limit, ...]  # unlimited and size limits: reported, never stored
     uses_session: bool
     suspension: tuple[str, str, str]  # the plan's suspension rule, as script arguments
+    reported: tuple[LimitStatus, ...] = field(init=False)  # the passive limits' statuses
+
+    def __post_init__(self) -> None:
+        statuses = tuple(LimitStatus(limit, None, None, None) for limit in self.passive)
+        object.__setattr__(self, "reported", statuses)
 
 
 class Limiter:
@@ -223,7 +251,7 @@ class Limiter:
                 burst = limit.burst or limit.amount
                 fixed = (str(burst), str(rule.period.approx_seconds * 1000), "", "")
             else:
-                fixed = ("", str(DISTINCT_IDLE_MS), "", "")
+                fixed = ("", DISTINCT_TTL, "", "")
             ops.append(
                 _Op(
                     limit=limit,
@@ -350,28 +378,36 @@ class Limiter:
         else:
             now_ms, now_arg = local_ms + self._offset_ms, ""
         base = account_base(self.prefix, identity.account)
-        ids = {
-            Scope.WORKSPACE: escape(identity.workspace),
-            Scope.SESSION: escape(session) if session is not None else "",
-            Scope.USER: escape(identity.user) if identity.user is not None else "",
-            Scope.TICKET: escape(identity.ticket) if identity.ticket is not None else "",
-        }
+        workspace = escape(identity.workspace)
+        chat = escape(session) if session is not None else ""
         keys: list[str] = []
         argv = [now_arg, "1" if consume else "0", "0", str(len(ops))]
         if session is not None and compiled.uses_session:
-            keys.append(session_key(base, identity.workspace, session))
+            keys.append(f"{base}:s:{workspace}:{chat}")  # keys.session_key
             argv[2] = self._timeout_ms
+        costs = (str(uploaded_bytes), str(cost), "1") if consume else ("0", "0", "0")
         for op in ops:
-            keys.append(limit_key(base, op.limit.name, op.scope, ids))
-            args = op.fixed_args
-            if args is None:
-                assert op.window is not None
-                args = self._bounds(op.window, now_ms)
-            elif op.code == "4":
-                member = ids[Scope.USER] if op.counts is Counts.USERS else ids[Scope.WORKSPACE]
-                args = (member, args[1], "", "")
-            argv += [op.code, op.gate, op.amount, str(_cost(op, consume, cost, uploaded_bytes))]
-            argv += [*args, op.notify]
+            scope = op.scope
+            if scope is Scope.ACCOUNT:
+                keys.append(base + op.key_tail)
+            elif scope is Scope.WORKSPACE:
+                keys.append(base + op.key_tail + workspace)
+            elif scope is Scope.SESSION:
+                keys.append(f"{base}{op.key_tail}{workspace}:{chat}")
+            else:
+                owner = identity.user if scope is Scope.USER else identity.ticket
+                keys.append(base + op.key_tail + escape(owner or ""))
+            argv += op.head
+            argv.append(costs[op.cost_from])
+            if op.tail is not None:
+                argv += op.tail
+            elif op.window is not None:
+                argv += self._bounds(op.window, now_ms)
+                argv.append(op.notify)
+            else:  # a distinct cap: the member is the request's own
+                by_user = op.counts is Counts.USERS
+                member = (escape(identity.user or "") if by_user else workspace, DISTINCT_TTL)
+                argv += (*member, "", "", op.notify)
         names = [op.life for op in ops]
         life.extend(keys, argv, base, identity.workspace, compiled.suspension, names)
         return keys, argv
@@ -387,31 +423,39 @@ class Limiter:
         return (b0, b1, b2, b3)
 
     def _decision(self, compiled: _Compiled, ops: tuple[_Op, ...], result: list[int]) -> Decision:
-        statuses, notices, exceeded = [], [], []
+        statuses: list[LimitStatus] = []
+        notices, exceeded = [], []
         held, started, amounts = life.read_tail(result, len(ops), compiled.plan.suspension)
+        allowed = result[0] == 1
+        binding, fullest = None, -1.0  # allowed: the fullest limit (decision.pick_binding)
+        at = 3
         for i, op in enumerate(ops):
-            ok, used, remaining, reset, retry, notice, first = result[
-                3 + i * STATUS_WIDTH : 3 + (i + 1) * STATUS_WIDTH
-            ]
+            ok, used, remaining, reset, retry, notice, first = result[at : at + STATUS_WIDTH]
+            at += STATUS_WIDTH
             status = LimitStatus(
                 op.limit, used, remaining, reset / 1000 if reset else None, retry / 1000, bool(ok)
             )
-            status = life.overridden(status, amounts[i])
+            if amounts[i] != op.limit.amount:
+                status = life.overridden(status, amounts[i])
             statuses.append(status)
             if notice:
                 notices.append(status)
             if first:
                 exceeded.append(status)
-        statuses += [LimitStatus(limit, None, None, None) for limit in compiled.passive]
-        allowed = result[0] == 1
-        frozen = tuple(statuses)
-        binding = pick_binding(frozen, allowed)
+            if allowed:
+                amount = status.limit.amount
+                fill = 1.0 - remaining / amount if amount else 0.0
+                if fill > fullest:
+                    binding, fullest = status, fill
+        frozen = (*statuses, *compiled.reported)
         upgrade = contact = None
-        if not allowed and binding is not None:
-            upgrade = self.policy.upgrade_for(compiled.plan.name, binding.name)
-            if upgrade and upgrade.amount is not None and binding.limit.amount is not None:
-                upgrade = upgrade if upgrade.amount > binding.limit.amount else None  # overridden
-            contact = None if upgrade else self.policy.contact
+        if not allowed:
+            binding = pick_binding(frozen, allowed)
+            if binding is not None:
+                upgrade = self.policy.upgrade_for(compiled.plan.name, binding.name)
+                if upgrade and upgrade.amount is not None and binding.limit.amount is not None:
+                    upgrade = upgrade if upgrade.amount > binding.limit.amount else None
+                contact = None if upgrade else self.policy.contact
         return Decision(
             allowed=allowed,
             plan=compiled.plan,

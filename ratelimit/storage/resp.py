@@ -23,6 +23,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 FAST_SCHEMES = ("redis://", "unix://", "redis+unix://")
+MAX_BULKS = 4096  # formatted ARGV values kept per connection
 
 
 def _bulk(value: str | bytes) -> bytes:
@@ -72,6 +73,7 @@ class PipelinedConnection:
         self.options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         self.script = script.encode()
         self._sha_bulk = _bulk(sha)
+        self._bulks: dict[str, str] = {}
         self._load_command = pack("SCRIPT", "LOAD", self.script)
         self._loading: asyncio.Future[Any] | None = None
         self.timeout = timeout
@@ -86,14 +88,26 @@ class PipelinedConnection:
 
     async def evalsha(self, keys: Sequence[str], argv: Sequence[str]) -> Any:
         """Run the script; after NOSCRIPT (its cache was flushed) load it once and retry."""
-        args = [str(len(keys)), *keys, *argv]
-        text = "".join([f"${len(a)}\r\n{a}\r\n" for a in args])
+        bulks = self._bulks  # ARGV repeats (kinds, amounts, window starts): format each once
+        parts = [f"${len(k)}\r\n{k}\r\n" for k in keys]
+        for arg in argv:
+            bulk = bulks.get(arg)
+            if bulk is None:
+                if len(bulks) >= MAX_BULKS:
+                    bulks.clear()
+                bulk = bulks[arg] = f"${len(arg)}\r\n{arg}\r\n"
+            parts.append(bulk)
+        text = f"${len(str(len(keys)))}\r\n{len(keys)}\r\n" + "".join(parts)
         tail = text.encode()
         if len(tail) != len(text):  # not ASCII: lengths must count bytes
-            tail = b"".join([_bulk(a) for a in args])
-        count = b"*%d\r\n" % (2 + len(args))
+            tail = b"".join([_bulk(a) for a in (str(len(keys)), *keys, *argv)])
+        count = b"*%d\r\n" % (3 + len(keys) + len(argv))
         command = count + b"$7\r\nEVALSHA\r\n" + self._sha_bulk + tail
-        reply = await self._call(command)
+        loop = asyncio.get_running_loop()
+        transport = self._transport
+        if transport is None or self._loop is not loop or transport.is_closing():
+            await self._connect(loop)
+        reply = await self._queue(command, loop)  # _call, without one more coroutine
         if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
             await self._reload()
             reply = await self._call(command)
@@ -122,6 +136,10 @@ class PipelinedConnection:
         loop = asyncio.get_running_loop()
         if self._transport is None or self._loop is not loop or self._transport.is_closing():
             await self._connect(loop)
+        return await self._queue(command, loop)
+
+    def _queue(self, command: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+        """Buffer a command for this turn's single write; its reply resolves the future."""
         future = loop.create_future()
         self._waiting.append((future, time.monotonic() + self.timeout))
         if not self._buffer:
@@ -129,7 +147,7 @@ class PipelinedConnection:
         self._buffer.append(command)
         if self._timer is None:
             self._timer = loop.call_later(self.timeout, self._check_timeout)
-        return await future
+        return future
 
     def _flush(self) -> None:
         data, self._buffer = b"".join(self._buffer), []
