@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from ratelimit import Decision, LimitStatus, Plan, Upgrade
@@ -52,6 +53,7 @@ def every(period: Period) -> str:
     return f"every {period}"
 
 
+@lru_cache(maxsize=4096)
 def when(moment: float, tz: ZoneInfo) -> str:
     """'1 December 2026 at 00:00 UTC'."""
     local = datetime.fromtimestamp(moment, tz)
@@ -69,6 +71,7 @@ def duration(seconds: float) -> str:
     return f"{whole} {plural('second', whole)}"
 
 
+@lru_cache(maxsize=4096)
 def iso(moment: float | None) -> str | None:
     if moment is None:
         return None

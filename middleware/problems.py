@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 from typing import Any
 
 from starlette.types import Send
 
 from ratelimit import Decision, Limit, LimitStatus, Plan, Upgrade
+from ratelimit.decision import Suspension
 from ratelimit.plans import Kind
 
 from .headers import ratelimit_headers
@@ -26,9 +28,9 @@ CLOSE = (b"connection", b"close")  # refused mid-upload: the rest of the body is
 
 
 class Problem:
-    """A refusal ready to send: status, extra headers and a JSON body."""
+    """A refusal ready to send: status, extra headers and a JSON body (encoded once)."""
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("_encoded", "body", "headers", "status")
 
     def __init__(
         self, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
@@ -36,16 +38,21 @@ class Problem:
         self.status = status
         self.body = body
         self.headers = headers or []
+        self._encoded: tuple[bytes, list[tuple[bytes, bytes]]] | None = None
 
     async def send(self, send: Send) -> None:
-        payload = json.dumps(self.body, ensure_ascii=False).encode()
-        headers = [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(payload)).encode()),
-            (b"cache-control", b"no-store"),
-            *self.headers,
-        ]
-        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        if self._encoded is None:
+            payload = json.dumps(self.body, ensure_ascii=False).encode()
+            headers = [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"cache-control", b"no-store"),
+                *self.headers,
+            ]
+            self._encoded = (payload, headers)
+        payload, headers = self._encoded
+        start = {"type": "http.response.start", "status": self.status, "headers": list(headers)}
+        await send(start)
         await send({"type": "http.response.body", "body": payload})
 
 
@@ -87,12 +94,18 @@ def suspended(decision: Decision, contact: str) -> Problem:
     suspension = decision.suspended
     if suspension is None:
         raise ValueError("the decision holds no suspension")
+    return _suspended(decision.plan.name, suspension, contact)
+
+
+@lru_cache(maxsize=1024)
+def _suspended(plan: str, suspension: Suspension, contact: str) -> Problem:
+    """Nothing in it depends on the time of the request: built once, sent many times."""
     body = _problem(
         "suspended",
         "Suspended",
         403,
         suspended_detail(suspension, contact),
-        plan=decision.plan.name,
+        plan=plan,
         scope=suspension.scope.value,
         suspended_until=iso(suspension.until),
         contact=contact,

@@ -87,10 +87,20 @@ class _Compiled:
     uses_session: bool
     suspension: tuple[str, str, str]  # the plan's suspension rule, as script arguments
     reported: tuple[LimitStatus, ...] = field(init=False)  # the passive limits' statuses
+    # The ops a request has ids for, by which of chat, user and ticket it carries (_present).
+    by_present: tuple[tuple[_Op, ...], ...] = field(init=False)
 
     def __post_init__(self) -> None:
         statuses = tuple(LimitStatus(limit, None, None, None) for limit in self.passive)
         object.__setattr__(self, "reported", statuses)
+        needs = {Scope.SESSION: 4, Scope.USER: 2, Scope.TICKET: 1}
+        by_present = tuple(
+            tuple(
+                op for op in self.ops if needs.get(op.scope, 0) & present == needs.get(op.scope, 0)
+            )
+            for present in range(8)
+        )
+        object.__setattr__(self, "by_present", by_present)
 
 
 class Limiter:
@@ -279,10 +289,12 @@ class Limiter:
         cost: int,
         uploaded_bytes: int,
     ) -> Decision:
-        ops = compiled.ops
-        if session is None:
-            ops = tuple(op for op in ops if op.scope is not Scope.SESSION)
-        ops = tuple(op for op in ops if _scope_id(op.scope, identity, session) is not None)
+        present = (
+            (4 if session is not None else 0)
+            + (2 if identity.user is not None else 0)
+            + (1 if identity.ticket is not None else 0)
+        )
+        ops = compiled.by_present[present]  # the ops whose scope ids the request carries
         blocks = self._blocks if consume else None
         shape: tuple[object, ...] = ()
         if blocks is not None:
@@ -470,16 +482,6 @@ class Limiter:
             suspended=held,
             suspends=started,
         )
-
-
-def _scope_id(scope: Scope, identity: Identity, session: str | None) -> str | None:
-    if scope is Scope.USER:
-        return identity.user
-    if scope is Scope.TICKET:
-        return identity.ticket
-    if scope is Scope.SESSION:
-        return session
-    return identity.account
 
 
 def _uncapped(op: _Op) -> _Op:
