@@ -9,6 +9,7 @@ protected runs so that drift on a shared machine hits both sides alike.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -51,8 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--tool", choices=["auto", "wrk", "locust"], default="auto")
     parser.add_argument("--smoke", action="store_true", help="a few seconds: checks it runs")
+    parser.add_argument("--only", default="", help="run the paths whose name contains this")
     args = parser.parse_args(argv)
-    scenarios: tuple[Scenario, ...] = SCENARIOS
+    scenarios = tuple(s for s in SCENARIOS if args.only in s.label)
+    if not scenarios:
+        parser.error(f"no path matches {args.only!r}")
     if args.smoke:  # one allow and one deny path, briefly: proves the machinery still works
         args.seconds, args.rounds, scenarios = 1.0, 1, SMOKE
     wrk = None if args.tool == "locust" else find_wrk(install=not args.smoke)
@@ -108,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+RUNS = itertools.count()
+
+
 @dataclass(frozen=True)
 class Load:
     """One side of one path: the same requests whichever app receives them."""
@@ -120,7 +127,8 @@ class Load:
     run_id: str
 
     def run(self, seconds: float, extra: dict[str, str] | None = None) -> Result:
-        env = {"RUN_ID": self.run_id, "ACCOUNT": self.scenario.account, **(extra or {})}
+        run_id = f"{self.run_id}-{next(RUNS)}"  # new chat ids are new in every run
+        env = {"RUN_ID": run_id, "ACCOUNT": self.scenario.account, **(extra or {})}
         if self.wrk is not None:
             script = self.scenario.wrk_script
             return run_wrk(self.wrk, self.cores, self.url, script, seconds, self.connections, env)

@@ -26,7 +26,10 @@ from .decision import Decision, LimitStatus, Suspension
 from .plans import Scope
 
 INVALIDATE_CHANNEL = "fairuse:invalidate"
-MAX_SHAPES = 100_000  # per process: past this, start again from empty
+# Bounds: every cached denial is objects the garbage collector walks, so a tenant that sends
+# a new chat id each time must not fill the process with them (the retried ones are what pays).
+MAX_SHAPES = 10_000  # per process: past this, start again from empty
+MAX_SHAPES_PER_ACCOUNT = 200  # past this, the account's oldest half goes
 FIXED_WINDOW, TOKEN_BUCKET = "1", "3"
 
 
@@ -107,8 +110,13 @@ class BlockCache:
             return
         if self._shapes >= MAX_SHAPES:
             self.clear()
+        shapes = self._entry(account).shapes
+        if len(shapes) >= MAX_SHAPES_PER_ACCOUNT:
+            for old in list(shapes)[: MAX_SHAPES_PER_ACCOUNT // 2]:  # dicts keep insertion order
+                del shapes[old]
+            self._shapes -= MAX_SHAPES_PER_ACCOUNT // 2
         binding = next(i for i, s in enumerate(decision.statuses) if s is decision.binding)
-        self._entry(account).shapes[shape] = _Replay(until, decision, now_ms, binding)
+        shapes[shape] = _Replay(until, decision, now_ms, binding)
         self._shapes += 1
 
     def invalidate(self, message: str) -> None:
