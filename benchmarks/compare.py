@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from .loadgen import Result, find_wrk, run_locust, run_wrk
 from .processes import (
-    ROOT,
     Cores,
     Running,
     cpu_seconds,
@@ -32,8 +31,8 @@ from .scenarios import (
     SPENT,
     SUSPENDED,
     Scenario,
-    plans_without_suspension,
     spend_sandbox_sessions,
+    suspend_second_workspace,
 )
 
 
@@ -67,17 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         redis_port = start_redis(running, cores)
         storage = f"redis://127.0.0.1:{redis_port}/0"
-        unsuspended_plans = plans_without_suspension(ROOT / "plans.toml", running.logs)
         apps = {
             "bare": start_app(running, cores, "bare", {"FAIRUSE_BARE": "1"}),
             "protected": start_app(running, cores, "protected", {"FAIRUSE_STORAGE": storage}),
-            "unsuspended": start_app(
-                running, cores, "unsuspended",
-                {"FAIRUSE_STORAGE": storage, "FAIRUSE_PLANS": str(unsuspended_plans)},
-            ),
-        }  # fmt: skip
-        spend_sandbox_sessions(apps["protected"], SUSPENDED)
-        spend_sandbox_sessions(apps["unsuspended"], SPENT)
+        }
+        spend_sandbox_sessions(apps["protected"], SPENT)
+        suspend_second_workspace(apps["protected"], SUSPENDED)
         tool = f"wrk, {args.connections} connections" if wrk else "Locust (wrk not found)"
         pinning = f"app on CPU {cores.app}, load and Redis on CPU {cores.load}"
         print(f"fairuse benchmark: {tool}; {pinning if cores.app else 'no CPU pinning'}")
@@ -86,12 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for scenario in scenarios:
             measured = Measured([], [], [], {"bare": [], "protected": []})
             for round_ in range(args.rounds):
-                sides = [("bare", apps["bare"]), ("protected", apps[scenario.app])]
+                sides = [("bare", apps["bare"]), ("protected", apps["protected"])]
                 for side, url in sides if round_ % 2 == 0 else sides[::-1]:
                     load = Load(wrk, cores, url, scenario, args.connections, f"{side}{round_}")
                     if not args.smoke:  # warm-up: sessions exist, caches are filled
                         load.run(min(args.seconds, 3.0))
-                    pid = running.pids["bare" if side == "bare" else scenario.app]
+                    pid = running.pids[side]
                     cpu = cpu_seconds(pid)
                     if side == "bare":
                         measured.bare.append(result := load.run(args.seconds))
@@ -185,7 +179,7 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
     print(
         "Redis commands, EVALSHA calls, round trips and app CPU are per request; CPU ratio is\n"
         "bare CPU / protected CPU per request, the throughput ratio once the app's core is the\n"
-        "only bottleneck. Spent quota rows: plans.toml without its suspension rule."
+        "only bottleneck."
     )
     print("\n" + json.dumps(summary))
 
@@ -204,7 +198,7 @@ def paced(
         rate = 0.5 * statistics.median(r.rps for r in m.protected)
         pace = max(1, round(PACED_CONNECTIONS * 1000 / rate))
         results = []
-        for side, url in (("bare", apps["bare"]), ("protected", apps[scenario.app])):
+        for side, url in (("bare", apps["bare"]), ("protected", apps["protected"])):
             load = Load(wrk, cores, url, scenario, PACED_CONNECTIONS, f"paced-{side}")
             results.append(load.run(seconds, {"PACE_MS": str(pace)}))
         out.append((scenario, PACED_CONNECTIONS * 1000 / pace, results[0], results[1]))

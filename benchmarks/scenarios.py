@@ -1,16 +1,15 @@
-"""The paths compared, and the state each needs: a spent Sandbox quota, with or without the
-shipped suspension rule (50 denials suspend a workspace for a day)."""
+"""The paths compared, and the state each needs: a spent Sandbox quota (Sandbox is never
+suspended), and an LTD account's second workspace that 50 refusals have suspended."""
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
-
-from ratelimit.plans_file import load_policy
 
 SUSPENDED, SPENT = "suspended-account", "spent-account"  # one tenant per deny flavour
+SUSPENSION_DENIALS = 50  # plans.toml [policy.suspension] denials
 
 
 @dataclass(frozen=True)
@@ -19,8 +18,7 @@ class Scenario:
     path: str  # "allow" or "deny": what the protected app answers
     wrk_script: str
     locust_user: str
-    app: str = "protected"  # or "unsuspended": plans.toml without its suspension rule
-    account: str = ""  # the over-limit tenant (ACCOUNT for the scripts)
+    account: str = ""  # the refused tenant (ACCOUNT for the scripts)
 
     @property
     def label(self) -> str:
@@ -30,51 +28,53 @@ class Scenario:
 SCENARIOS = (
     Scenario("messages in live sessions", "allow", "sessions.lua", "SessionMessages"),
     Scenario("new chats", "allow", "new_chats.lua", "NewChats"),
-    Scenario("suspended workspace", "deny", "over_limit.lua", "OverLimitRetries", "protected",
-             SUSPENDED),
-    Scenario("spent quota, retried chats", "deny", "over_limit.lua", "OverLimitRetries",
-             "unsuspended", SPENT),
-    Scenario("spent quota, new chat ids", "deny", "over_limit_fresh.lua", "OverLimitNewChats",
-             "unsuspended", SPENT),
-)  # fmt: skip
+    Scenario("suspended workspace", "deny", "suspended.lua", "SuspendedWorkspace", SUSPENDED),
+    Scenario("spent quota, retried chats", "deny", "over_limit.lua", "OverLimitRetries", SPENT),
+    Scenario(
+        "spent quota, new chat ids", "deny", "over_limit_fresh.lua", "OverLimitNewChats", SPENT
+    ),
+)
 SMOKE = (SCENARIOS[0], SCENARIOS[3])
 
 
-def plans_without_suspension(source: Path, folder: Path) -> Path:
-    """A copy of plans.toml without `[policy.suspension]`, checked to suspend no plan."""
-    kept, skipping = [], False
-    for line in source.read_text(encoding="utf-8").splitlines():
-        if line.strip() == "[policy.suspension]":
-            skipping = True
-            continue
-        if skipping and (line.startswith("[") or not line.strip()):
-            skipping = False
-        if not skipping:
-            kept.append(line)
-    target = folder / "plans-without-suspension.toml"
-    target.write_text("\n".join(kept) + "\n", encoding="utf-8")
-    if any(plan.suspension is not None for plan in load_policy(target).plans.values()):
-        raise RuntimeError(f"{target}: a plan still has a suspension rule")
-    return target
+def post(url: str, path: str, account: str, workspace: str, plan: str) -> tuple[int, str]:
+    """One chat message; the status and the problem type (or "" for a success)."""
+    headers = {
+        "Content-Type": "application/json",
+        "X-Account-ID": account,
+        "X-Workspace-ID": workspace,
+        "X-Plan": plan,
+    }
+    request = urllib.request.Request(f"{url}{path}", b'{"text": "hi"}', headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            response.read()
+            return response.status, ""
+    except urllib.error.HTTPError as error:
+        return error.code, str(json.loads(error.read()).get("type", ""))
 
 
 def spend_sandbox_sessions(url: str, account: str) -> None:
     """Spend the tenant's 100 Sandbox chat sessions so that its new chats are refused."""
-    headers = {
-        "Content-Type": "application/json",
-        "X-Account-ID": account,
-        "X-Workspace-ID": "full-workspace",
-        "X-Plan": "sandbox",
-    }
     for n in range(101):
-        request = urllib.request.Request(
-            f"{url}/v1/chats/fill-{n}/messages", b'{"text": "hi"}', headers, method="POST"
+        status, kind = post(
+            url, f"/v1/chats/fill-{n}/messages", account, "full-workspace", "sandbox"
         )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                response.read()
-        except urllib.error.HTTPError as error:
-            if error.code == 429 and n == 100:
-                return
-            raise
+        if status == 429 and n == 100:
+            return
+        if status != 200:
+            raise RuntimeError(f"unexpected {status} {kind} while spending the Sandbox quota")
     raise RuntimeError(f"{url} never refused the Sandbox workspace's 101st chat")
+
+
+def suspend_second_workspace(url: str, account: str) -> None:
+    """An LTD account allows one workspace: the second one's 50th refusal suspends it."""
+    if post(url, "/v1/chats/first/messages", account, "first-workspace", "ltd")[0] != 200:
+        raise RuntimeError("the LTD account's first workspace was refused")
+    for n in range(SUSPENSION_DENIALS):
+        status, _ = post(url, f"/v1/chats/s{n}/messages", account, "second-workspace", "ltd")
+        if status != 403:
+            raise RuntimeError(f"the second LTD workspace got {status}, expected 403")
+    status, kind = post(url, "/v1/chats/s/messages", account, "second-workspace", "ltd")
+    if (status, kind) != (403, "urn:fairuse:problem:suspended"):
+        raise RuntimeError(f"the second LTD workspace is not suspended: {status} {kind}")

@@ -1,6 +1,6 @@
 -- Deny path: a Sandbox workspace that has used its 100 chat sessions this month keeps trying
 -- to start chats; the same 50 refused chat ids come back again and again (users retrying).
--- With the shipped plans its 50th denial suspends it; ACCOUNT names the tenant.
+-- Sandbox is never suspended, so these stay 429s for its limit; ACCOUNT names the tenant.
 local n = 0
 wrk.method = "POST"
 wrk.body = '{"text": "hello"}'

@@ -1,6 +1,6 @@
 -- Deny path, worst case: the over-quota Sandbox workspace tries a never-seen chat id each time.
--- Unless the workspace is suspended, only Redis knows whether that chat is live (a live chat may
--- go on), so each costs one EVALSHA. ACCOUNT names the tenant.
+-- Only Redis knows whether that chat is live (a live chat may go on), so each costs one EVALSHA.
+-- ACCOUNT names the tenant.
 local run = os.getenv("RUN_ID") or "0"
 local n = 0
 wrk.method = "POST"
