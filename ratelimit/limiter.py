@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from . import lifecycle_args as life
@@ -12,22 +12,12 @@ from .blocks import INVALIDATE_CHANNEL, BlockCache
 from .clock import Clock
 from .decision import Decision, LimitStatus, pick_binding
 from .errors import FairUseError, UnknownPlanError
-from .keys import account_base, escape, limit_key_tail
+from .keys import account_base, escape
+from .ops import DISTINCT_TTL, STATUS_WIDTH, CompiledOps, Op, compile_ops, uncapped
 from .periods import Period
-from .plans import COUNTER_KINDS, Counts, Kind, Limit, Plan, Policy, Scope
+from .plans import Counts, Kind, Policy, Scope
 from .storage import Storage, storage_from_url
 from .storage.pubsub import Subscription
-
-KIND_CODES = {
-    Kind.FIXED_WINDOW: "1",
-    Kind.SLIDING_WINDOW: "2",
-    Kind.TOKEN_BUCKET: "3",
-    Kind.DISTINCT: "4",
-}
-DISTINCT_IDLE_MS = 400 * 86400 * 1000  # a cap's members are forgotten after 400 idle days
-DISTINCT_TTL = str(DISTINCT_IDLE_MS)
-UNCAPPED = str(2**53 - 1)  # a window op with this amount always consumes: see record_bytes
-STATUS_WIDTH = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,68 +29,6 @@ class Identity:
     plan: str
     user: str | None = None
     ticket: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Op:
-    """One stateful limit, with every ARGV value that does not depend on the request."""
-
-    limit: Limit
-    code: str
-    gate: str
-    amount: str
-    fixed_args: tuple[str, str, str, str] | None  # None: fixed window, bounds per request
-    window: tuple[Period, ZoneInfo] | None
-    notify: str
-    counts: Counts
-    scope: Scope
-    life: tuple[str, str]  # limit name and notify_at in millionths, for overrides
-    # Derived once, so that a request only fills in what is its own:
-    key_tail: str = field(init=False)  # the key after the account base, before scope ids
-    head: tuple[str, str, str] = field(init=False)  # kind, gate, amount
-    tail: tuple[str, ...] | None = field(init=False)  # p1..p4 and notify, when all fixed
-    cost_from: int = field(init=False)  # COST_BYTES, COST_REQUEST or COST_ONE
-
-    def __post_init__(self) -> None:
-        fixed = self.fixed_args
-        tail = None if fixed is None or self.code == "4" else (*fixed, self.notify)
-        if self.counts is Counts.BYTES:
-            cost_from = COST_BYTES
-        elif self.counts is Counts.REQUESTS and self.limit.rule.kind in COUNTER_KINDS:
-            cost_from = COST_REQUEST
-        else:
-            cost_from = COST_ONE
-        object.__setattr__(self, "key_tail", limit_key_tail(self.limit.name, self.scope))
-        object.__setattr__(self, "head", (self.code, self.gate, self.amount))
-        object.__setattr__(self, "tail", tail)
-        object.__setattr__(self, "cost_from", cost_from)
-
-
-COST_BYTES, COST_REQUEST, COST_ONE = 0, 1, 2
-
-
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    plan: Plan
-    ops: tuple[_Op, ...]
-    passive: tuple[Limit, ...]  # unlimited and size limits: reported, never stored
-    uses_session: bool
-    suspension: tuple[str, str, str]  # the plan's suspension rule, as script arguments
-    reported: tuple[LimitStatus, ...] = field(init=False)  # the passive limits' statuses
-    # The ops a request has ids for, by which of chat, user and ticket it carries (_present).
-    by_present: tuple[tuple[_Op, ...], ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        statuses = tuple(LimitStatus(limit, None, None, None) for limit in self.passive)
-        object.__setattr__(self, "reported", statuses)
-        needs = {Scope.SESSION: 4, Scope.USER: 2, Scope.TICKET: 1}
-        by_present = tuple(
-            tuple(
-                op for op in self.ops if needs.get(op.scope, 0) & present == needs.get(op.scope, 0)
-            )
-            for present in range(8)
-        )
-        object.__setattr__(self, "by_present", by_present)
 
 
 class Limiter:
@@ -122,18 +50,18 @@ class Limiter:
         self._offset_ms = 0  # storage clock minus ours, learned from each reply
         self._windows: dict[tuple[Period, ZoneInfo], tuple[int, int, tuple[str, ...]]] = {}
         self._routes = {
-            (plan.name, route.name): self._compile(plan, policy.limits_for(plan.name, route.name))
+            (plan.name, route.name): compile_ops(plan, policy.limits_for(plan.name, route.name))
             for plan in policy.plans.values()
             for route in policy.routes
         }
         self._peeks = {
-            plan.name: self._compile(plan, tuple(plan.limits.values()))
+            plan.name: compile_ops(plan, tuple(plan.limits.values()))
             for plan in policy.plans.values()
         }
         self._byte_quotas = {  # no suspension rule: recording is never a denial
-            key: _Compiled(compiled.plan, ops, (), False, life.rule_args(None))
+            key: CompiledOps(compiled.plan, ops, (), False, life.rule_args(None))
             for key, compiled in self._routes.items()
-            if (ops := tuple(_uncapped(op) for op in compiled.ops if op.counts is Counts.BYTES))
+            if (ops := tuple(uncapped(op) for op in compiled.ops if op.counts is Counts.BYTES))
         }
         # Known denials (blocks.py), kept only where the storage can tell us when they end early.
         self._blocks: BlockCache | None = None
@@ -241,48 +169,9 @@ class Limiter:
             raise UnknownPlanError(plan, self.plan_names)
         raise FairUseError(f"unknown route {route!r}")
 
-    def _compile(self, plan: Plan, limits: tuple[Limit, ...]) -> _Compiled:
-        ops, passive = [], []
-        for limit in limits:
-            rule = limit.rule
-            if limit.amount is None or rule.kind not in KIND_CODES:
-                passive.append(limit)
-                continue
-            fixed: tuple[str, str, str, str] | None
-            window = None
-            if rule.kind is Kind.FIXED_WINDOW:
-                assert rule.period is not None
-                fixed, window = None, (rule.period, rule.timezone)
-            elif rule.kind is Kind.SLIDING_WINDOW:
-                assert rule.period is not None
-                fixed = (str(rule.period.approx_seconds * 1000), "", "", "")
-            elif rule.kind is Kind.TOKEN_BUCKET:
-                assert rule.period is not None
-                burst = limit.burst or limit.amount
-                fixed = (str(burst), str(rule.period.approx_seconds * 1000), "", "")
-            else:
-                fixed = ("", DISTINCT_TTL, "", "")
-            ops.append(
-                _Op(
-                    limit=limit,
-                    code=KIND_CODES[rule.kind],
-                    gate="1" if rule.gated_by_session else "0",
-                    amount=str(limit.amount),
-                    fixed_args=fixed,
-                    window=window,
-                    notify=str(limit.notify_count),
-                    counts=rule.counts,
-                    scope=rule.scope,
-                    life=life.op_args(limit),
-                )
-            )
-        uses_session = any(op.gate == "1" or op.scope is Scope.SESSION for op in ops)
-        suspension = life.rule_args(plan.suspension)
-        return _Compiled(plan, tuple(ops), tuple(passive), uses_session, suspension)
-
     async def _decide(
         self,
-        compiled: _Compiled,
+        compiled: CompiledOps,
         identity: Identity,
         session: str | None,
         consume: bool,
@@ -341,8 +230,8 @@ class Limiter:
     def _learn(
         self,
         blocks: BlockCache,
-        compiled: _Compiled,
-        ops: tuple[_Op, ...],
+        compiled: CompiledOps,
+        ops: tuple[Op, ...],
         identity: Identity,
         shape: tuple[object, ...],
         decision: Decision,
@@ -375,8 +264,8 @@ class Limiter:
 
     def _request(
         self,
-        compiled: _Compiled,
-        ops: tuple[_Op, ...],
+        compiled: CompiledOps,
+        ops: tuple[Op, ...],
         identity: Identity,
         session: str | None,
         consume: bool,
@@ -434,7 +323,7 @@ class Limiter:
         b0, b1, b2, b3 = cached[2]
         return (b0, b1, b2, b3)
 
-    def _decision(self, compiled: _Compiled, ops: tuple[_Op, ...], result: list[int]) -> Decision:
+    def _decision(self, compiled: CompiledOps, ops: tuple[Op, ...], result: list[int]) -> Decision:
         statuses: list[LimitStatus] = []
         notices, exceeded = [], []
         held, started, amounts = life.read_tail(result, len(ops), compiled.plan.suspension)
@@ -482,21 +371,3 @@ class Limiter:
             suspended=held,
             suspends=started,
         )
-
-
-def _uncapped(op: _Op) -> _Op:
-    """Windows record without a ceiling, so no override either (an override only moves the
-    ceiling; no limit has the name ""). A bucket's amount is its refill rate, so it stays."""
-    if op.limit.rule.kind is Kind.TOKEN_BUCKET:
-        return op
-    return replace(op, amount=UNCAPPED, life=("", op.life[1]))
-
-
-def _cost(op: _Op, consume: bool, cost: int, uploaded_bytes: int) -> int:
-    if not consume:
-        return 0
-    if op.counts is Counts.BYTES:
-        return uploaded_bytes
-    if op.counts is Counts.REQUESTS and op.limit.rule.kind in COUNTER_KINDS:
-        return cost
-    return 1

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from ratelimit import Identity, Limiter
-from ratelimit.limiter import DISTINCT_IDLE_MS
+from ratelimit.ops import DISTINCT_IDLE_MS
 from ratelimit.plans_file import load_policy
 from ratelimit.storage.redis import RedisStorage
 
