@@ -7,6 +7,7 @@ from .decision import Decision, LimitStatus
 from .errors import FairUseError, PlanFileError, StorageError, UnknownPlanError
 from .limiter import Identity, Limiter
 from .plans import Limit, Plan, Policy, Upgrade
+from .plans_file import load_policy, parse_policy
 from .storage import Storage, storage_from_url
 
 __all__ = [
@@ -26,5 +27,7 @@ __all__ = [
     "SystemClock",
     "UnknownPlanError",
     "Upgrade",
+    "load_policy",
+    "parse_policy",
     "storage_from_url",
 ]
