@@ -21,7 +21,7 @@ from ratelimit.events import events_for, has_events
 from ratelimit.plans import Route, Source
 from ratelimit.storage import Storage
 
-from . import problems
+from . import problems, refusals
 from .active import ActivePolicy
 from .headers import ratelimit_headers
 from .identity import HeaderIdentity, IdentityError, IdentityHook, check_identifier, resolve
@@ -119,7 +119,7 @@ class FairUseMiddleware:
             if decision.suspended is not None:
                 await problems.suspended(decision, active.policy.contact).send(send)
             else:
-                await problems.limit_reached(decision, self.legacy_headers).send(send)
+                await refusals.limit_reached(decision, self.legacy_headers).send(send)
             return
         context = FairUseContext(identity, decision, active.limiter, route)
         scope.setdefault("state", {})["fairuse"] = context
