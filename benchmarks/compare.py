@@ -124,7 +124,8 @@ class Load:
         run_id = f"{self.run_id}-{next(RUNS)}"  # new chat ids are new in every run
         env = {"RUN_ID": run_id, "ACCOUNT": self.scenario.account, **(extra or {})}
         if self.wrk is not None:
-            script = self.scenario.wrk_script
+            env = {**dict(self.scenario.wrk_env), **env}
+            script = "chats.lua"
             return run_wrk(self.wrk, self.cores, self.url, script, seconds, self.connections, env)
         users = min(self.connections, 16)
         return run_locust(self.cores, self.url, self.scenario.locust_user, seconds, users, env)

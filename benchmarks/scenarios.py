@@ -16,23 +16,52 @@ SUSPENSION_DENIALS = 50  # plans.toml [policy.suspension] denials
 class Scenario:
     name: str
     path: str  # "allow" or "deny": what the protected app answers
-    wrk_script: str
+    wrk_env: tuple[tuple[str, str], ...]  # what benchmarks/wrk/chats.lua sends (its header)
     locust_user: str
-    account: str = ""  # the refused tenant (ACCOUNT for the scripts)
+    account: str = ""  # the refused tenant (ACCOUNT for the load generators)
 
     @property
     def label(self) -> str:
         return f"{self.path}: {self.name}"
 
 
+def _spread(prefix: str, accounts: int, chats: int) -> tuple[tuple[str, str], ...]:
+    """Unlimited-plan chats over many tenants, each account its own workspace."""
+    return (
+        ("PLAN", "unlimited"),
+        ("ACCOUNTS", str(accounts)),
+        ("ACCOUNT_PREFIX", prefix),
+        ("CHATS", str(chats)),
+        ("CHAT_PREFIX", "c" if chats else "n"),
+    )
+
+
+# Messages in live chats: 10,000 chats over 100 accounts, each well inside its message bucket.
+LIVE_SESSIONS = _spread("sa", 100, 10_000)
+NEW_CHATS = _spread("na", 1000, 0)  # a new chat every request: the session starts, two quotas count
+# The spent Sandbox workspace: the same 50 refused chat ids retried, or a never-seen one each
+# time (only Redis knows whether that chat is live, so each costs one EVALSHA).
+SPENT_RETRIED = (
+    ("PLAN", "sandbox"),
+    ("WORKSPACE", "full-workspace"),
+    ("CHATS", "50"),
+    ("CHAT_PREFIX", "retry-"),
+)
+SPENT_FRESH = (("PLAN", "sandbox"), ("WORKSPACE", "full-workspace"), ("CHAT_PREFIX", "fresh"))
+# The suspended second workspace of an LTD account: every request is refused as suspended.
+SUSPENDED_RETRIED = (
+    ("PLAN", "ltd"),
+    ("WORKSPACE", "second-workspace"),
+    ("CHATS", "50"),
+    ("CHAT_PREFIX", "retry-"),
+)
+
 SCENARIOS = (
-    Scenario("messages in live sessions", "allow", "sessions.lua", "SessionMessages"),
-    Scenario("new chats", "allow", "new_chats.lua", "NewChats"),
-    Scenario("suspended workspace", "deny", "suspended.lua", "SuspendedWorkspace", SUSPENDED),
-    Scenario("spent quota, retried chats", "deny", "over_limit.lua", "OverLimitRetries", SPENT),
-    Scenario(
-        "spent quota, new chat ids", "deny", "over_limit_fresh.lua", "OverLimitNewChats", SPENT
-    ),
+    Scenario("messages in live sessions", "allow", LIVE_SESSIONS, "SessionMessages"),
+    Scenario("new chats", "allow", NEW_CHATS, "NewChats"),
+    Scenario("suspended workspace", "deny", SUSPENDED_RETRIED, "SuspendedWorkspace", SUSPENDED),
+    Scenario("spent quota, retried chats", "deny", SPENT_RETRIED, "OverLimitRetries", SPENT),
+    Scenario("spent quota, new chat ids", "deny", SPENT_FRESH, "OverLimitNewChats", SPENT),
 )
 SMOKE = (SCENARIOS[0], SCENARIOS[3])
 
