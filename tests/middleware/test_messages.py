@@ -15,24 +15,28 @@ from ratelimit.storage.memory import MemoryStorage
 SMALL = Path(__file__).parents[1] / "ratelimit" / "policies" / "small.toml"
 
 
-async def refuse(plan: str, route: str, times: int, session: str | None = None) -> Decision:
+def sentence(decision: Decision) -> str:
+    """The detail of a refusal, for its binding limit."""
+    assert not decision.allowed
+    assert decision.binding is not None
+    return limit_detail(decision, decision.binding)
+
+
+async def refuse(plan: str, route: str, times: int, session: str | None = None) -> str:
+    """The sentence for the request after `times` allowed ones."""
     clock = ManualClock(datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC))
     limiter = Limiter(load_policy(SMALL), MemoryStorage(), clock=clock)
     who = Identity("acme", "main", plan)
     for n in range(times):
         chat = session or f"c{n}"
         await limiter.check(who, route, session=chat if route == "chat" else None)
-    decision = await limiter.check(
-        who, route, session=session or "last" if route == "chat" else None
+    return sentence(
+        await limiter.check(who, route, session=session or "last" if route == "chat" else None)
     )
-    assert not decision.allowed
-    return decision
 
 
 async def test_monthly_quota_sentence_with_upgrade():
-    decision = await refuse("free", "chat", 3)
-    assert decision.binding is not None
-    assert limit_detail(decision, decision.binding) == (
+    assert await refuse("free", "chat", 3) == (
         "This workspace has used all 3 chat sessions included in the Free plan this month. "
         "Chat sessions reset on 1 December 2026 at 00:00 UTC. "
         "Upgrade to Team for 10 chat sessions a month."
@@ -40,18 +44,14 @@ async def test_monthly_quota_sentence_with_upgrade():
 
 
 async def test_hourly_sentence_with_contact():
-    decision = await refuse("big", "chat", 5)
-    assert decision.binding is not None
-    assert limit_detail(decision, decision.binding) == (
+    assert await refuse("big", "chat", 5) == (
         "This account has used all 5 chats included in the Big plan this hour. "
         "Try again in 60 minutes. To go beyond this limit, contact help@example.test."
     )
 
 
 async def test_day_in_another_timezone_names_the_zone():
-    decision = await refuse("free", "call", 4)
-    assert decision.binding is not None
-    assert limit_detail(decision, decision.binding) == (
+    assert await refuse("free", "call", 4) == (
         "This account has used all 4 requests included in the Free plan today. "
         "Requests reset on 24 November 2026 at 00:00 EST (America/New_York). "
         "To go beyond this limit, contact help@example.test."
@@ -59,9 +59,7 @@ async def test_day_in_another_timezone_names_the_zone():
 
 
 async def test_flood_guard_sentence():
-    decision = await refuse("big", "chat", 3, session="s")
-    assert decision.binding is not None
-    assert limit_detail(decision, decision.binding) == (
+    assert await refuse("big", "chat", 3, session="s") == (
         "This chat is sending messages faster than the Big plan allows (6 messages a minute). "
         "Try again in 10 seconds."
     )
@@ -72,9 +70,7 @@ async def test_cap_sentence():
     limiter = Limiter(load_policy(SMALL), MemoryStorage(), clock=clock)
     for workspace in ("a", "b"):
         await limiter.check(Identity("acme", workspace, "big"), "call")
-    decision = await limiter.check(Identity("acme", "c", "big"), "call")
-    assert decision.binding is not None
-    assert limit_detail(decision, decision.binding) == (
+    assert sentence(await limiter.check(Identity("acme", "c", "big"), "call")) == (
         "This account already has 2 workspaces, the most the Big plan allows. "
         "To go beyond this limit, contact help@example.test."
     )
