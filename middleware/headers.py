@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ratelimit import Decision, LimitStatus
+from ratelimit import Decision
 from ratelimit.plans import Kind, Limit
 
 NOMINAL_SECONDS = {"month": 30 * 86400, "year": 365 * 86400}
@@ -39,43 +39,30 @@ def _item(limit: Limit) -> tuple[Limit, str, str]:
     return found
 
 
-def _counted(decision: Decision) -> list[LimitStatus]:
-    """Limits with a window; lifetime caps (one workspace) are no rate and carry no field."""
-    binding = decision.binding
-    counted = [
-        s
-        for s in decision.statuses
-        if s.remaining is not None and s is not binding and s.limit.rule.kind is not Kind.DISTINCT
-    ]
-    if binding is not None and binding.remaining is not None and not binding.is_cap:
-        counted.insert(0, binding)
-    return counted
-
-
 def ratelimit_headers(decision: Decision, legacy: bool = False) -> list[tuple[bytes, bytes]]:
     """Fields for every counted limit, the binding (closest to exhaustion) first."""
-    counted = _counted(decision)
-    if not counted:
+    rates = decision.rates()
+    if not rates:
         return []
     policies, states = [], []
     now = decision.now
-    for status in counted:
-        _, policy, head = _item(status.limit)
+    for limit, remaining, reset_at in rates:
+        _, policy, head = _item(limit)
         policies.append(policy)
-        if status.reset_at is None:
-            states.append(f"{head}{status.remaining}")
+        if reset_at is None:
+            states.append(f"{head}{remaining}")
         else:
-            states.append(f"{head}{status.remaining};t={max(0, math.ceil(status.reset_at - now))}")
+            states.append(f"{head}{remaining};t={max(0, math.ceil(reset_at - now))}")
     headers = [
         (b"ratelimit-policy", ", ".join(policies).encode()),
         (b"ratelimit", ", ".join(states).encode()),
     ]
     if legacy:
-        top = counted[0]
+        limit, remaining, reset_at = rates[0]
         headers += [
-            (b"x-ratelimit-limit", str(top.limit.amount).encode()),
-            (b"x-ratelimit-remaining", str(top.remaining).encode()),
+            (b"x-ratelimit-limit", str(limit.amount).encode()),
+            (b"x-ratelimit-remaining", str(remaining).encode()),
         ]
-        if top.reset_at is not None:
-            headers.append((b"x-ratelimit-reset", str(math.ceil(top.reset_at)).encode()))
+        if reset_at is not None:
+            headers.append((b"x-ratelimit-reset", str(math.ceil(reset_at)).encode()))
     return headers

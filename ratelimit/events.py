@@ -84,7 +84,7 @@ def events_for(
 
 
 def has_events(decision: Decision) -> bool:
-    return bool(decision.notices or decision.exceeded or decision.suspends)
+    return decision.has_events
 
 
 def _limit(status: LimitStatus, identity: Identity, session: str | None) -> dict[str, Any]:

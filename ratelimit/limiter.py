@@ -8,9 +8,10 @@ from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from . import lifecycle_args as life
+from .answer import AllowedAnswer, fullest, read_statuses
 from .blocks import INVALIDATE_CHANNEL, BlockCache
 from .clock import Clock
-from .decision import Decision, LimitStatus, pick_binding
+from .decision import Decision, pick_binding
 from .errors import FairUseError, UnknownPlanError
 from .keys import account_base, escape
 from .ops import DISTINCT_TTL, STATUS_WIDTH, CompiledOps, Op, compile_ops, uncapped
@@ -129,12 +130,19 @@ class Limiter:
             for s in decision.statuses
         )
         fixed = {s.name: s for s in statuses}  # notices too: events report the plan's amount
-        return replace(
-            decision,
+        return Decision(
+            allowed=decision.allowed,
+            plan=decision.plan,
             statuses=statuses,
             binding=pick_binding(statuses, decision.allowed),
             notices=tuple(fixed[s.name] for s in decision.notices),
             exceeded=tuple(fixed[s.name] for s in decision.exceeded),
+            new_session=decision.new_session,
+            upgrade=decision.upgrade,
+            contact=decision.contact,
+            now=decision.now,
+            suspended=decision.suspended,
+            suspends=decision.suspends,
         )
 
     async def close(self) -> None:
@@ -184,6 +192,7 @@ class Limiter:
             + (1 if identity.ticket is not None else 0)
         )
         ops = compiled.by_present[present]  # the ops whose scope ids the request carries
+        amounts = compiled.amounts_by_present[present]
         blocks = self._blocks if consume else None
         shape: tuple[object, ...] = ()
         if blocks is not None:
@@ -217,7 +226,7 @@ class Limiter:
                     False, compiled.plan, (), None, now=result[2] / 1000, suspended=suspended
                 )
             if result[0] != -1:
-                decision = self._decision(compiled, ops, result)
+                decision = self._decision(compiled, ops, result, amounts)
                 if blocks is not None and not decision.allowed:
                     if not shape:
                         shape = (id(compiled), identity.workspace, session, identity.user, cost)
@@ -323,35 +332,24 @@ class Limiter:
         b0, b1, b2, b3 = cached[2]
         return (b0, b1, b2, b3)
 
-    def _decision(self, compiled: CompiledOps, ops: tuple[Op, ...], result: list[int]) -> Decision:
-        statuses: list[LimitStatus] = []
-        notices, exceeded = [], []
-        held, started, amounts = life.read_tail(result, len(ops), compiled.plan.suspension)
+    def _decision(
+        self, compiled: CompiledOps, ops: tuple[Op, ...], result: list[int], amounts: list[int]
+    ) -> Decision:
+        """`amounts`: the ops' plan amounts. Allowed with none overridden, the statuses wait
+        until something reads them (answer.py)."""
+        tail = 3 + STATUS_WIDTH * len(ops)
+        if result[0] == 1 and result[tail] == 0 and result[tail + 3 :] == amounts:
+            answer = AllowedAnswer(compiled, ops, result)
+            return Decision.allowed_pending(compiled.plan, result[1] == 1, result[2] / 1000, answer)
+        held, started, in_force = life.read_tail(result, len(ops), compiled.plan.suspension)
+        found, notices, exceeded = read_statuses(ops, result, in_force)
         allowed = result[0] == 1
-        binding, fullest = None, -1.0  # allowed: the fullest limit (decision.pick_binding)
-        at = 3
-        for i, op in enumerate(ops):
-            ok, used, remaining, reset, retry, notice, first = result[at : at + STATUS_WIDTH]
-            at += STATUS_WIDTH
-            status = LimitStatus(
-                op.limit, used, remaining, reset / 1000 if reset else None, retry / 1000, bool(ok)
-            )
-            if amounts[i] != op.limit.amount:
-                status = life.overridden(status, amounts[i])
-            statuses.append(status)
-            if notice:
-                notices.append(status)
-            if first:
-                exceeded.append(status)
-            if allowed:
-                amount = status.limit.amount
-                fill = 1.0 - remaining / amount if amount else 0.0
-                if fill > fullest:
-                    binding, fullest = status, fill
-        frozen = (*statuses, *compiled.reported)
+        statuses = (*found, *compiled.reported)
         upgrade = contact = None
-        if not allowed:
-            binding = pick_binding(frozen, allowed)
+        if allowed:
+            binding = fullest(found)
+        else:
+            binding = pick_binding(statuses, allowed)
             if binding is not None:
                 upgrade = self.policy.upgrade_for(compiled.plan.name, binding.name)
                 if upgrade and upgrade.amount is not None and binding.limit.amount is not None:
@@ -360,7 +358,7 @@ class Limiter:
         return Decision(
             allowed=allowed,
             plan=compiled.plan,
-            statuses=frozen,
+            statuses=statuses,
             binding=binding,
             notices=tuple(notices),
             exceeded=tuple(exceeded),

@@ -75,6 +75,8 @@ class CompiledOps:
     reported: tuple[LimitStatus, ...] = field(init=False)  # the passive limits' statuses
     # The ops a request has ids for, by which of chat, user and ticket it carries (_present).
     by_present: tuple[tuple[Op, ...], ...] = field(init=False)
+    # Their plan amounts, as the script lists the amounts in force: equal means no override.
+    amounts_by_present: tuple[list[int], ...] = field(init=False)
 
     def __post_init__(self) -> None:
         statuses = tuple(LimitStatus(limit, None, None, None) for limit in self.passive)
@@ -87,6 +89,8 @@ class CompiledOps:
             for present in range(8)
         )
         object.__setattr__(self, "by_present", by_present)
+        amounts = tuple([op.limit.amount or 0 for op in ops] for ops in by_present)
+        object.__setattr__(self, "amounts_by_present", amounts)
 
 
 def compile_ops(plan: Plan, limits: tuple[Limit, ...]) -> CompiledOps:

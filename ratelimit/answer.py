@@ -1,0 +1,90 @@
+"""decide.lua's answer read into LimitStatus objects: at once for a denial, on demand when allowed.
+
+The answer is {allowed, new_session, now}, then STATUS_WIDTH integers per op (allowed, used,
+remaining, reset ms, retry ms, notice, first denial), then the lifecycle tail (see decide.lua).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from . import lifecycle_args as life
+from .decision import LimitStatus, Rate
+from .ops import KIND_CODES, STATUS_WIDTH, CompiledOps, Op
+from .plans import Kind
+
+DISTINCT = KIND_CODES[Kind.DISTINCT]  # a cap for life, never a rate
+
+
+def read_statuses(
+    ops: tuple[Op, ...], result: Sequence[int], amounts: Sequence[int]
+) -> tuple[list[LimitStatus], list[LimitStatus], list[LimitStatus]]:
+    """Each op's status (with the amount in force), and those with a notice or a first denial."""
+    statuses: list[LimitStatus] = []
+    notices, exceeded = [], []
+    at = 3
+    for i, op in enumerate(ops):
+        ok, used, remaining, reset, retry, notice, first = result[at : at + STATUS_WIDTH]
+        at += STATUS_WIDTH
+        status = LimitStatus(
+            op.limit, used, remaining, reset / 1000 if reset else None, retry / 1000, bool(ok)
+        )
+        if amounts[i] != op.limit.amount:
+            status = life.overridden(status, amounts[i])
+        statuses.append(status)
+        if notice:
+            notices.append(status)
+        if first:
+            exceeded.append(status)
+    return statuses, notices, exceeded
+
+
+def fullest(statuses: Sequence[LimitStatus]) -> LimitStatus | None:
+    """The counted limit closest to exhaustion (the first of equals): an allowed binding."""
+    binding, most = None, -1.0
+    for status in statuses:
+        amount = status.limit.amount
+        fill = 1.0 - (status.remaining or 0) / amount if amount else 0.0
+        if fill > most:
+            binding, most = status, fill
+    return binding
+
+
+class AllowedAnswer:
+    """An allowed request's raw answer, kept as it came: no admin override changed an amount,
+    so every op's limit is its plan's and each value can be read straight from `result`."""
+
+    __slots__ = ("compiled", "ops", "result")
+
+    def __init__(self, compiled: CompiledOps, ops: tuple[Op, ...], result: list[int]) -> None:
+        self.compiled = compiled
+        self.ops = ops
+        self.result = result
+
+    def build(self) -> tuple[tuple[LimitStatus, ...], LimitStatus | None, tuple[LimitStatus, ...]]:
+        ops = self.ops
+        amounts = [op.limit.amount or 0 for op in ops]
+        statuses, notices, _ = read_statuses(ops, self.result, amounts)
+        return (*statuses, *self.compiled.reported), fullest(statuses), tuple(notices)
+
+    def has_notices(self) -> bool:
+        end = 3 + STATUS_WIDTH * len(self.ops)
+        return any(self.result[8:end:STATUS_WIDTH])  # each op's notice flag
+
+    def rates(self) -> tuple[Rate, ...]:
+        result, ops = self.result, self.ops
+        rows: list[Rate] = []
+        best, most = -1, -1.0
+        at = 5  # the first op's remaining, then its reset
+        for i, op in enumerate(ops):
+            remaining, reset = result[at], result[at + 1]
+            at += STATUS_WIDTH
+            amount = op.limit.amount
+            fill = 1.0 - remaining / amount if amount else 0.0
+            if fill > most:  # the binding, as `fullest` picks it
+                best, most = i, fill
+            rows.append((op.limit, remaining, reset / 1000 if reset else None))
+        rates = tuple(row for i, row in enumerate(rows) if i != best and ops[i].code != DISTINCT)
+        if best >= 0 and ops[best].code != DISTINCT:
+            return (rows[best], *rates)
+        return rates
