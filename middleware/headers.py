@@ -20,22 +20,26 @@ def _window(limit: Limit) -> int | None:
     return seconds
 
 
-_items: dict[int, tuple[Limit, str, str]] = {}  # id(limit) -> (limit, policy item, state head)
-
-
-def _item(limit: Limit) -> tuple[Limit, str, str]:
-    """A limit's RateLimit-Policy item and RateLimit prefix, formatted once per limit."""
-    found = _items.get(id(limit))
-    if found is not None and found[0] is limit:
-        return found
+def _policy_item(limit: Limit) -> str:
     quota = limit.burst if limit.rule.kind is Kind.TOKEN_BUCKET else None
-    policy = f'"{limit.name}";q={quota or limit.amount}'
+    item = f'"{limit.name}";q={quota or limit.amount}'
     window = _window(limit)
-    if window is not None:
-        policy += f";w={window}"
-    if len(_items) > 4096:  # policies come and go in tests; a server keeps a handful
-        _items.clear()
-    found = _items[id(limit)] = (limit, policy, f'"{limit.name}";r=')
+    return item if window is None else f"{item};w={window}"
+
+
+# The RateLimit-Policy value and each RateLimit item's head, by the ids of the limits reported,
+# in order: formatted once per combination. Each entry holds its limits, so no id is reused
+# while it is cached.
+_formats: dict[tuple[int, ...], tuple[tuple[Limit, ...], bytes, tuple[str, ...]]] = {}
+MAX_FORMATS = 4096  # policies come and go in tests; a server keeps a handful
+
+
+def _format(limits: tuple[Limit, ...]) -> tuple[tuple[Limit, ...], bytes, tuple[str, ...]]:
+    if len(_formats) >= MAX_FORMATS:
+        _formats.clear()
+    policy = ", ".join(_policy_item(limit) for limit in limits).encode()
+    heads = tuple(f'"{limit.name}";r=' for limit in limits)
+    found = _formats[tuple([id(limit) for limit in limits])] = (limits, policy, heads)
     return found
 
 
@@ -44,19 +48,19 @@ def ratelimit_headers(decision: Decision, legacy: bool = False) -> list[tuple[by
     rates = decision.rates()
     if not rates:
         return []
-    policies, states = [], []
+    found = _formats.get(tuple([id(rate[0]) for rate in rates]))
+    if found is None:
+        found = _format(tuple(rate[0] for rate in rates))
     now = decision.now
-    for limit, remaining, reset_at in rates:
-        _, policy, head = _item(limit)
-        policies.append(policy)
-        if reset_at is None:
-            states.append(f"{head}{remaining}")
-        else:
-            states.append(f"{head}{remaining};t={max(0, math.ceil(reset_at - now))}")
-    headers = [
-        (b"ratelimit-policy", ", ".join(policies).encode()),
-        (b"ratelimit", ", ".join(states).encode()),
-    ]
+    states = ", ".join(
+        [
+            f"{head}{remaining}"
+            if reset_at is None
+            else f"{head}{remaining};t={max(0, math.ceil(reset_at - now))}"
+            for head, (_, remaining, reset_at) in zip(found[2], rates, strict=True)
+        ]
+    )
+    headers = [(b"ratelimit-policy", found[1]), (b"ratelimit", states.encode())]
     if legacy:
         limit, remaining, reset_at = rates[0]
         headers += [
