@@ -65,17 +65,31 @@ class HeaderIdentity:
 
     def __call__(self, scope: Scope) -> Identity:
         found: dict[str, str] = {}
+        wanted = self._wanted
         for name, value in scope["headers"]:
-            field = self._wanted.get(name.lower())
+            field = wanted.get(name) or wanted.get(name.lower())
             if field is not None and field not in found:
                 found[field] = value.decode("latin-1")
-        workspace = check_identifier("workspace", found.get("workspace"))
-        account = check_identifier("account", found.get("account", workspace))
-        plan = check_identifier("plan", found.get("plan"))
+        workspace = found.get("workspace")
+        account = found.get("account", workspace)
+        plan = found.get("plan")
         user = found.get("user")
-        return Identity(
-            account, workspace, plan, None if user is None else check_identifier("user", user)
-        )
+        if not (_usable(workspace) and _usable(account) and _usable(plan)) or (
+            user is not None and not _usable(user)
+        ):
+            check_identifier("workspace", workspace)  # raises, naming the first bad field
+            check_identifier("account", account)
+            check_identifier("plan", plan)
+            check_identifier("user", user)  # only reached when the user id is the bad one
+        assert workspace is not None
+        assert account is not None
+        assert plan is not None
+        return Identity(account, workspace, plan, user)
+
+
+def _usable(value: str | None) -> bool:
+    """Exactly what check_identifier accepts, without its messages: the common case."""
+    return value is not None and 0 < len(value) <= MAX_ID_LENGTH and value.isprintable()
 
 
 async def resolve(hook: IdentityHook, scope: Scope) -> Identity:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import lifecycle_args as life
@@ -79,7 +81,7 @@ class Limiter:
     def plan_names(self) -> tuple[str, ...]:
         return tuple(self.policy.plans)
 
-    async def check(
+    def check(
         self,
         identity: Identity,
         route: str,
@@ -87,15 +89,18 @@ class Limiter:
         session: str | None = None,
         cost: int = 1,
         uploaded_bytes: int = 0,
-    ) -> Decision:
-        """Consume every limit `route` touches for `identity`, or none if any is reached."""
+    ) -> Coroutine[Any, Any, Decision]:
+        """Consume every limit `route` touches for `identity`, or none if any is reached.
+
+        Awaited like a coroutine function (errors too surface when awaited); it hands over
+        the decision's own coroutine, one frame fewer on the hot path."""
         compiled = self._routes.get((identity.plan, route))
         if compiled is None:
-            self._unknown(identity.plan, route)
-        assert compiled is not None
+            return _raise(self._unknown(identity.plan, route))
         if compiled.uses_session and session is None:
-            raise FairUseError(f"route {route!r} counts chat sessions: pass session=")
-        return await self._decide(compiled, identity, session, True, cost, uploaded_bytes)
+            error = FairUseError(f"route {route!r} counts chat sessions: pass session=")
+            return _raise(error)
+        return self._decide(compiled, identity, session, True, cost, uploaded_bytes)
 
     async def peek(self, identity: Identity, *, session: str | None = None) -> Decision:
         """Every limit of the identity's plan, read-only. Session limits need `session`."""
@@ -172,10 +177,10 @@ class Limiter:
         else:
             self._subscription.start()
 
-    def _unknown(self, plan: str, route: str) -> None:
+    def _unknown(self, plan: str, route: str) -> FairUseError:
         if plan not in self.policy.plans:
-            raise UnknownPlanError(plan, self.plan_names)
-        raise FairUseError(f"unknown route {route!r}")
+            return UnknownPlanError(plan, self.plan_names)
+        return FairUseError(f"unknown route {route!r}")
 
     async def _decide(
         self,
@@ -369,3 +374,7 @@ class Limiter:
             suspended=held,
             suspends=started,
         )
+
+
+async def _raise(error: Exception) -> Decision:
+    raise error
