@@ -6,6 +6,7 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ratelimit import Decision, FairUseError, Identity, Limiter, Policy, StorageError
@@ -40,6 +41,7 @@ class FairUseContext:
     route: Route
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # may be subclassed, compiled or not
 class FairUseMiddleware:
     """Pure ASGI middleware. Everything that can be computed once is computed here."""
 

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
 from starlette.types import Scope
 
 from ratelimit import Identity
@@ -47,6 +48,7 @@ def check_identifier(field: str, value: str | None) -> str:
     return value
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # may be subclassed, compiled or not
 class HeaderIdentity:
     """Reads account, workspace, plan (and user) from request headers.
 

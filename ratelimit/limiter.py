@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from mypy_extensions import mypyc_attr
+
 from . import lifecycle_args as life
 from .answer import AllowedAnswer, fullest, read_statuses
 from .blocks import INVALIDATE_CHANNEL, BlockCache
@@ -34,6 +36,7 @@ class Identity:
     ticket: str | None = None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # may be subclassed, compiled or not
 class Limiter:
     """Decides requests for one policy. Build it once at start-up; `check` per request."""
 
