@@ -19,7 +19,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
-from ..errors import StorageError
+from ..errors import FairUseError, StorageError
 from .breaker import CircuitBreaker, CircuitOpen
 from .pubsub import Subscription
 from .redis_url import DEFAULT_MAX_CONNECTIONS, RedisSettings, parse_redis_url
@@ -59,17 +59,21 @@ class RedisStorage:
             )
         self._subscriptions: list[Subscription] = []
 
+    @property
+    def command_sha(self) -> str | None:
+        """decide.lua's SHA1 where decisions may come as whole commands (`decide_command`):
+        a single server, over the pipelined connection. None for Cluster, Sentinel and TLS."""
+        return DECIDE_SHA if self._fast is not None else None
+
     async def decide(self, keys: Sequence[str], argv: Sequence[str]) -> list[int]:
+        if self._fast is not None:
+            return await self.decide_command(self._fast.evalsha_command(keys, argv))
         breaker = self.breaker
         try:
             breaker.before_call()
         except CircuitOpen as error:
             raise StorageError(error) from None
         try:
-            if self._fast is not None:
-                reply: list[int] = await self._fast.evalsha(keys, argv)
-                breaker.succeeded()
-                return reply
             result = await self._decide(keys=list(keys), args=list(argv))
         except FAILURES as error:
             breaker.failed(error)
@@ -79,6 +83,28 @@ class RedisStorage:
             raise
         breaker.succeeded()
         return [int(x) for x in result]
+
+    async def decide_command(self, command: bytes) -> list[int]:
+        """`decide`, given the whole EVALSHA of decide.lua in RESP (ratelimit/commands.py
+        builds it from templates); only where `command_sha` is set."""
+        fast = self._fast
+        if fast is None:
+            raise FairUseError(f"{self.settings.display} takes decisions as KEYS and ARGV only")
+        breaker = self.breaker
+        try:
+            breaker.before_call()
+        except CircuitOpen as error:
+            raise StorageError(error) from None
+        try:
+            reply: list[int] = await fast.evalsha(command)
+        except FAILURES as error:
+            breaker.failed(error)
+            raise StorageError(error) from error
+        except BaseException:
+            breaker.abandoned()
+            raise
+        breaker.succeeded()
+        return reply
 
     async def delete_matching(self, pattern: str) -> int:
         try:

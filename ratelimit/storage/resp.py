@@ -2,9 +2,10 @@
 
 redis-py spends more CPU per command than the rest of a request's decision (pool checkout,
 retry wrapper, per-read timeout, generic packing). Decisions only ever need EVALSHA, so this
-connection packs it directly, queues commands issued in the same event-loop turn and writes them
-in one `write`, and matches replies to waiting futures in order (Redis answers a connection in
-order). One connection per event loop; a single timer enforces the reply timeout.
+connection packs it directly (or is given it whole, from a template of ratelimit/commands.py),
+queues commands issued in the same event-loop turn and writes them in one `write`, and matches
+replies to waiting futures in order (Redis answers a connection in order). One connection per
+event loop; a single timer enforces the reply timeout.
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ class PipelinedConnection:
         self._connecting: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    async def evalsha(self, keys: Sequence[str], argv: Sequence[str]) -> Any:
-        """Run the script; after NOSCRIPT (its cache was flushed) load it once and retry."""
+    def evalsha_command(self, keys: Sequence[str], argv: Sequence[str]) -> bytes:
+        """EVALSHA of the script with these KEYS and ARGV, in RESP."""
         bulks = self._bulks  # ARGV repeats (kinds, amounts, window starts): format each once
         parts = [f"${len(k)}\r\n{k}\r\n" for k in keys]
         for arg in argv:
@@ -102,7 +103,11 @@ class PipelinedConnection:
         if len(tail) != len(text):  # not ASCII: lengths must count bytes
             tail = b"".join([_bulk(a) for a in (str(len(keys)), *keys, *argv)])
         count = b"*%d\r\n" % (3 + len(keys) + len(argv))
-        command = count + b"$7\r\nEVALSHA\r\n" + self._sha_bulk + tail
+        return count + b"$7\r\nEVALSHA\r\n" + self._sha_bulk + tail
+
+    async def evalsha(self, command: bytes) -> Any:
+        """Send one EVALSHA of the script (evalsha_command's, or one built from a template);
+        after NOSCRIPT (its cache was flushed) load it once and send it again."""
         loop = asyncio.get_running_loop()
         transport = self._transport
         if transport is None or self._loop is not loop or transport.is_closing():
