@@ -76,6 +76,10 @@ class Recording(RedisStorage):
 
     calls: list[tuple[list[str], list[str]]]
 
+    @property
+    def command_sha(self) -> str | None:
+        return None  # decisions as lists, not whole commands, so that they can be cut
+
     async def decide(self, keys: Sequence[str], argv: Sequence[str]) -> list[int]:
         self.calls.append((list(keys), list(argv)))
         return await super().decide(keys, argv)

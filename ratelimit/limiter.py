@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +15,7 @@ from . import lifecycle_args as life
 from .answer import AllowedAnswer, fullest, read_statuses
 from .blocks import INVALIDATE_CHANNEL, BlockCache
 from .clock import Clock
+from .commands import DecideCommands
 from .decision import Decision, pick_binding
 from .errors import FairUseError, UnknownPlanError
 from .keys import account_base, escape
@@ -23,6 +24,7 @@ from .periods import Period
 from .plans import Counts, Kind, Policy, Scope
 from .storage import Storage, storage_from_url
 from .storage.pubsub import Subscription
+from .windows import WindowBounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ class Limiter:
         self.prefix = prefix
         self._timeout_ms = str(int(policy.session_timeout * 1000))
         self._offset_ms = 0  # storage clock minus ours, learned from each reply
-        self._windows: dict[tuple[Period, ZoneInfo], tuple[int, int, tuple[str, ...]]] = {}
+        self._windows = WindowBounds()
         self._routes = {
             (plan.name, route.name): compile_ops(plan, policy.limits_for(plan.name, route.name))
             for plan in policy.plans.values()
@@ -74,6 +76,10 @@ class Limiter:
         self._subscription: Subscription | None = None
         if hasattr(self.storage, "subscribe"):
             self._blocks = BlockCache()
+        # A single Redis takes each decision as one command built from a template (commands.py).
+        self._commands = DecideCommands.for_storage(
+            self.storage, prefix, self._timeout_ms, self._windows
+        )
 
     @property
     def blocks(self) -> BlockCache | None:
@@ -219,11 +225,11 @@ class Limiter:
         # Even with no counted limit the script runs: it checks the workspace's suspension.
         for _attempt in range(2):
             local_ms = self._local_ms()
-            keys, argv = self._request(
-                compiled, ops, identity, session, consume, cost, uploaded_bytes, local_ms
+            request = self._request(
+                compiled, present, identity, session, consume, cost, uploaded_bytes, local_ms
             )
             epoch = blocks.epoch if blocks is not None else 0
-            result = await self.storage.decide(keys, argv)
+            result = await request
             if self.clock is None:
                 self._offset_ms = result[2] - local_ms
             suspended = life.refused(result)
@@ -282,19 +288,46 @@ class Limiter:
     def _request(
         self,
         compiled: CompiledOps,
-        ops: tuple[Op, ...],
+        present: int,
         identity: Identity,
         session: str | None,
         consume: bool,
         cost: int,
         uploaded_bytes: int,
         local_ms: int,
-    ) -> tuple[list[str], list[str]]:
+    ) -> Awaitable[list[int]]:
+        """The script's call for one decision, started: one command built from a template where
+        the storage takes it (commands.py), its KEYS and ARGV lists elsewhere."""
         if self.clock is not None:
             now_ms = int(self.clock.now() * 1000)
             now_arg = str(now_ms)
         else:
             now_ms, now_arg = local_ms + self._offset_ms, ""
+        commands = self._commands
+        if commands is not None:
+            command = commands.build(
+                compiled, present, consume, identity, session, cost, uploaded_bytes, now_ms, now_arg
+            )
+            if command is not None:
+                return commands.send(command)
+        ops = compiled.by_present[present]
+        keys, argv = self._arguments(
+            compiled, ops, identity, session, consume, cost, uploaded_bytes, now_ms, now_arg
+        )
+        return self.storage.decide(keys, argv)
+
+    def _arguments(
+        self,
+        compiled: CompiledOps,
+        ops: tuple[Op, ...],
+        identity: Identity,
+        session: str | None,
+        consume: bool,
+        cost: int,
+        uploaded_bytes: int,
+        now_ms: int,
+        now_arg: str,
+    ) -> tuple[list[str], list[str]]:
         base = account_base(self.prefix, identity.account)
         workspace = escape(identity.workspace)
         chat = escape(session) if session is not None else ""
@@ -331,14 +364,7 @@ class Limiter:
         return keys, argv
 
     def _bounds(self, window: tuple[Period, ZoneInfo], now_ms: int) -> tuple[str, str, str, str]:
-        cached = self._windows.get(window)
-        if cached is None or not cached[0] <= now_ms < cached[1]:
-            period, tz = window
-            bounds = period.boundaries_ms(now_ms / 1000, tz)
-            cached = (bounds[1], bounds[2], tuple(str(b) for b in bounds))
-            self._windows[window] = cached
-        b0, b1, b2, b3 = cached[2]
-        return (b0, b1, b2, b3)
+        return self._windows.around(window, now_ms)[2]
 
     def _decision(
         self, compiled: CompiledOps, ops: tuple[Op, ...], result: list[int], amounts: list[int]
