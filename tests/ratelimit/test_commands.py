@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -428,3 +430,14 @@ async def test_a_cancelled_command_leaves_the_breaker_closed(redis_url: str, red
         assert (await limiter.check(who, "chat_message", session="c")).allowed
     finally:
         await limiter.close()
+
+
+@pytest.mark.benchmark
+def test_the_command_cost_script_runs():
+    """benchmarks/command_cost.py must keep working; it checks both ways make the same bytes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.command_cost", "--calls", "200", "--repeat", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "chat message in a session" in done.stdout
