@@ -14,6 +14,7 @@ from setuptools import setup
 HOT_PATH = [
     "ratelimit/answer.py",
     "ratelimit/blocks.py",
+    "ratelimit/commands.py",
     "ratelimit/decision.py",
     "ratelimit/keys.py",
     "ratelimit/lifecycle_args.py",
@@ -31,6 +32,6 @@ ext_modules = []
 if os.environ.get("FAIRUSE_COMPILE") == "1":
     from mypyc.build import mypycify  # mypy's compiler: a build requirement only for this
 
-    ext_modules = mypycify(HOT_PATH, opt_level="3")
+    ext_modules = mypycify(HOT_PATH, opt_level="3", group_name="fairuse_compiled")
 
 setup(ext_modules=ext_modules)

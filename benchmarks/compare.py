@@ -18,8 +18,10 @@ from dataclasses import dataclass
 
 from .loadgen import Result, find_wrk, run_locust, run_wrk
 from .processes import (
+    ROOT,
     Cores,
     Running,
+    compiled_build,
     cpu_seconds,
     redis_counters,
     start_app,
@@ -42,16 +44,28 @@ class Measured:
     protected: list[Result]
     redis: list[dict[str, float]]
     cpu: dict[str, list[float]]  # app CPU microseconds per request, per side
+    busy: dict[str, list[float]]  # the share of its core each app used, per side
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks/compare", description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="per measured run")
     parser.add_argument("--rounds", type=int, default=3, help="bare/protected pairs per path")
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=128,
+        help="enough to keep both apps' core busy: each protected request also waits on Redis",
+    )
     parser.add_argument("--tool", choices=["auto", "wrk", "locust"], default="auto")
     parser.add_argument("--smoke", action="store_true", help="a few seconds: checks it runs")
     parser.add_argument("--only", default="", help="run the paths whose name contains this")
+    parser.add_argument(
+        "--build",
+        choices=["compiled", "python"],
+        default="compiled",
+        help="fairuse as compiled by scripts/compile (where a C compiler exists), or pure Python",
+    )
     args = parser.parse_args(argv)
     scenarios = tuple(s for s in SCENARIOS if args.only in s.label)
     if not scenarios:
@@ -61,24 +75,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     wrk = None if args.tool == "locust" else find_wrk(install=not args.smoke)
     if args.tool == "wrk" and wrk is None:
         parser.error("wrk is not installed")
+    root, build = ROOT, "pure Python"
+    if args.build == "compiled":
+        compiled = compiled_build()
+        if compiled is not None:
+            root, build = compiled, "compiled (mypyc)"
     cores = Cores.detect()
     running = Running()
     try:
         redis_port = start_redis(running, cores)
         storage = f"redis://127.0.0.1:{redis_port}/0"
+        protected = {"FAIRUSE_STORAGE": storage}
         apps = {
             "bare": start_app(running, cores, "bare", {"FAIRUSE_BARE": "1"}),
-            "protected": start_app(running, cores, "protected", {"FAIRUSE_STORAGE": storage}),
+            "protected": start_app(running, cores, "protected", protected, root),
         }
         spend_sandbox_sessions(apps["protected"], SPENT)
         suspend_second_workspace(apps["protected"], SUSPENDED)
         tool = f"wrk, {args.connections} connections" if wrk else "Locust (wrk not found)"
         pinning = f"app on CPU {cores.app}, load and Redis on CPU {cores.load}"
         print(f"fairuse benchmark: {tool}; {pinning if cores.app else 'no CPU pinning'}")
+        print(f"fairuse build: {build}")
         print(f"{args.rounds} round(s) of {args.seconds:g} s per side and path; medians shown\n")
         rows = []
         for scenario in scenarios:
-            measured = Measured([], [], [], {"bare": [], "protected": []})
+            measured = Measured(
+                [], [], [], {"bare": [], "protected": []}, {"bare": [], "protected": []}
+            )
             for round_ in range(args.rounds):
                 sides = [("bare", apps["bare"]), ("protected", apps["protected"])]
                 for side, url in sides if round_ % 2 == 0 else sides[::-1]:
@@ -90,11 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if side == "bare":
                         measured.bare.append(result := load.run(args.seconds))
                         measured.cpu[side].append(per_request_us(pid, cpu, result))
+                        measured.busy[side].append((cpu_seconds(pid) - cpu) / args.seconds)
                         continue
                     before = redis_counters(redis_port)
                     result = load.run(args.seconds)
                     after = redis_counters(redis_port)
                     measured.cpu[side].append(per_request_us(pid, cpu, result))
+                    measured.busy[side].append((cpu_seconds(pid) - cpu) / args.seconds)
                     measured.protected.append(result)
                     measured.redis.append(per_request(before, after, result.sent))
             rows.append((scenario, measured))
@@ -150,7 +175,7 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
         f"{'path':<32} {'bare req/s':>10} {'fairuse req/s':>13} {'ratio':>6}  "
         f"{'p50 ms bare/fu':>14} {'p99 ms bare/fu':>14} {'refused':>7}  "
         f"{'redis cmds':>10} {'EVALSHA':>7} {'trips':>6} {'app CPU us bare/fu':>18} "
-        f"{'CPU ratio':>9}"
+        f"{'CPU ratio':>9} {'app busy bare/fu':>16}"
     )
     print(head)
     summary = []
@@ -161,6 +186,7 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
         redis = {k: statistics.median(r[k] for r in m.redis) for k in m.redis[0]}
         cpu_bare = statistics.median(m.cpu["bare"])
         cpu_prot = statistics.median(m.cpu["protected"]) or float("nan")
+        busy_bare, busy_prot = (statistics.median(m.busy[side]) for side in ("bare", "protected"))
         total = max(1, sum(r.requests for r in m.protected))
         refused = (
             f"{sum(r.refused for r in m.protected) / total:.0%}" if prot.refused >= 0 else "n/a"
@@ -171,7 +197,8 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
             f"{f'{bare.p50_ms:.2f}/{prot.p50_ms:.2f}':>14} "
             f"{f'{bare.p99_ms:.2f}/{prot.p99_ms:.2f}':>14} {refused:>7}  "
             f"{redis['commands']:>10.2f} {redis['evalsha']:>7.2f} {redis['round_trips']:>6.2f} "
-            f"{f'{cpu_bare:.0f}/{cpu_prot:.0f}':>18} {cpu_bare / cpu_prot:>9.2f}"
+            f"{f'{cpu_bare:.0f}/{cpu_prot:.0f}':>18} {cpu_bare / cpu_prot:>9.2f} "
+            f"{f'{busy_bare:.0%}/{busy_prot:.0%}':>16}"
         )
         summary.append(
             {"path": label, "ratio": round(ratio, 3), "cpu_ratio": round(cpu_bare / cpu_prot, 3)}
@@ -180,7 +207,8 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
     print(
         "Redis commands, EVALSHA calls, round trips and app CPU are per request; CPU ratio is\n"
         "bare CPU / protected CPU per request, the throughput ratio once the app's core is the\n"
-        "only bottleneck."
+        "only bottleneck; app busy is the share of its core each app used (near 100%: the load\n"
+        "was enough to measure its throughput)."
     )
     print("\n" + json.dumps(summary))
 

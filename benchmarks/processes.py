@@ -48,9 +48,11 @@ class Running:
     pids: dict[str, int] = field(default_factory=dict)
     logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fairuse-bench-")))
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT
+    ) -> None:
         log = (self.logs / f"{name}.log").open("wb")
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         self.processes.append(process)
         self.pids[name] = process.pid
 
@@ -85,15 +87,19 @@ def start_redis(running: Running, cores: Cores) -> int:
     raise RuntimeError(f"redis-server did not start; see {running.logs}/redis.log")
 
 
-def start_app(running: Running, cores: Cores, name: str, env: dict[str, str]) -> str:
-    """uvicorn, 1 worker, uvloop and httptools, serving middleware.demo:app_from_env."""
+def start_app(
+    running: Running, cores: Cores, name: str, env: dict[str, str], root: Path = ROOT
+) -> str:
+    """uvicorn, 1 worker, uvloop and httptools, serving middleware.demo:app_from_env from
+    `root` (the project, or the compiled build's copy of it: scripts/compile)."""
     port = free_port()
     argv = [
         sys.executable, "-m", "uvicorn", "--factory", "middleware.demo:app_from_env",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop",
         "--http", "httptools", "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
-    running.start(name, cores.pin(cores.app, argv), env={**os.environ, **env})
+    env = {**os.environ, **env, "PYTHONPATH": str(root)}  # its modules before the installed ones
+    running.start(name, cores.pin(cores.app, argv), env=env, cwd=root)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -149,3 +155,17 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+COMPILED = ROOT / "build" / "compiled"
+
+
+def compiled_build() -> Path | None:
+    """The compiled build's copy of the project, built or brought up to date; None where this
+    machine has no C compiler (scripts/compile says so)."""
+    done = subprocess.run([str(ROOT / "scripts" / "compile")], cwd=ROOT, check=False)
+    if done.returncode == 3:
+        return None
+    if done.returncode != 0:
+        raise RuntimeError("scripts/compile failed; see its output above")
+    return COMPILED

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import CodeType, FunctionType
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .keys import escape
 from .ops import DISTINCT_TTL, CompiledOps
@@ -44,7 +44,6 @@ Fill = Callable[[str, str, str, str, str, str, int, int], bytes]
 TemplateKey = tuple[int, int, bool]  # id of the CompiledOps, ids present (Limiter._decide), consume
 
 
-@runtime_checkable
 class TakesCommands(Protocol):
     """A storage that can also run decide.lua from one whole EVALSHA command in RESP."""
 
@@ -109,12 +108,10 @@ class DecideCommands:
         cls, storage: object, prefix: str, timeout_ms: str, windows: WindowBounds
     ) -> DecideCommands | None:
         """Commands for `storage` where it takes them; None where it takes only lists."""
-        if not isinstance(storage, TakesCommands):
+        sha = getattr(storage, "command_sha", None)  # no isinstance: compiled, it cannot check
+        if not isinstance(sha, str):
             return None
-        sha = storage.command_sha
-        if sha is None:
-            return None
-        return cls(sha, prefix, timeout_ms, windows, storage.decide_command)
+        return cls(sha, prefix, timeout_ms, windows, cast(TakesCommands, storage).decide_command)
 
     def build(
         self,

@@ -13,14 +13,21 @@ pytestmark = [pytest.mark.benchmark, pytest.mark.redis]
 ROW = r"-?[\d.]+"
 
 
-def test_compare_smoke_prints_the_table():
+@pytest.mark.parametrize("build", ["python", "compiled"])
+def test_compare_smoke_prints_the_table(build: str):
     done = subprocess.run(
-        [str(ROOT / "benchmarks" / "compare"), "--smoke"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [str(ROOT / "benchmarks" / "compare"), "--smoke", "--build", build],
+        capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert "bare req/s" in out
+    if build == "python":
+        assert "fairuse build: pure Python" in out
+    elif "fairuse build: pure Python" in out:  # scripts/compile found no C compiler here
+        assert "no C compiler" in done.stderr
+    else:
+        assert "fairuse build: compiled (mypyc)" in out
     for path in ("allow: messages in live sessions", "deny: spent quota, retried chats"):
         line = next((row for row in out.splitlines() if row.startswith(path)), None)
         assert line is not None, out

@@ -13,6 +13,7 @@ from importlib.resources import files
 from typing import Any
 
 import redis.asyncio as aioredis
+from mypy_extensions import mypyc_attr
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
@@ -31,6 +32,7 @@ DECIDE_SHA = hashlib.sha1(DECIDE_LUA.encode()).hexdigest()
 FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # may be subclassed, compiled or not
 class RedisStorage:
     """Single Redis, Cluster or Sentinel; every key of a decision shares one hash slot."""
 

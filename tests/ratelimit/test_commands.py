@@ -392,6 +392,13 @@ async def test_only_the_pipelined_connection_takes_commands(url: str):
 async def test_commands_survive_a_script_flush_and_an_outage():
     """NOSCRIPT reloads the script; an outage is a StorageError and opens the breaker."""
     server = RedisProcess().start()
+    try:
+        await _flush_and_outage(server)
+    finally:
+        server.remove()
+
+
+async def _flush_and_outage(server: RedisProcess) -> None:
     storage = Spying(server.url)
     limiter = Limiter(POLICIES[0], storage, clock=ManualClock(NOW))
     who = Identity("acct", "main", "pro")
@@ -409,7 +416,6 @@ async def test_commands_survive_a_script_flush_and_an_outage():
         assert set(storage.calls) == {"command"}
     finally:
         await limiter.close()
-        server.remove()
 
 
 @pytest.mark.redis
