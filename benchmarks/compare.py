@@ -204,6 +204,10 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
             {"path": label, "ratio": round(ratio, 3), "cpu_ratio": round(cpu_bare / cpu_prot, 3)}
             | redis
         )
+    for scenario, m in rows:  # an allow path that ran out of quota measured refusals instead
+        share = sum(r.refused for r in m.protected) / max(1, sum(r.requests for r in m.protected))
+        if scenario.path == "allow" and share > 0.01:  # Locust reports -1: never warned
+            print(f"WARNING: {scenario.label} refused {share:.0%}: its figures are not allow")
     print(
         "Redis commands, EVALSHA calls, round trips and app CPU are per request; CPU ratio is\n"
         "bare CPU / protected CPU per request, the throughput ratio once the app's core is the\n"

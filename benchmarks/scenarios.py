@@ -36,9 +36,13 @@ def _spread(prefix: str, accounts: int, chats: int) -> tuple[tuple[str, str], ..
     )
 
 
-# Messages in live chats: 10,000 chats over 100 accounts, each well inside its message bucket.
-LIVE_SESSIONS = _spread("sa", 100, 10_000)
-NEW_CHATS = _spread("na", 1000, 0)  # a new chat every request: the session starts, two quotas count
+# Messages in live chats: 100,000 chats over 100 accounts (1,000 chats each, half the hourly
+# allowance). At 30,000 requests a second each chat still gets under one message in three
+# seconds, so none empties its flood guard's bucket (30 a minute, bursts of 20).
+LIVE_SESSIONS = _spread("sa", 100, 100_000)
+# A new chat every request: the session starts and two quotas count. 2,000 accounts of 2,000
+# chats an hour each leave room for a whole default run at any rate this box reaches.
+NEW_CHATS = _spread("na", 2000, 0)
 # The spent Sandbox workspace: the same 50 refused chat ids retried, or a never-seen one each
 # time (only Redis knows whether that chat is live, so each costs one EVALSHA).
 SPENT_RETRIED = (
