@@ -10,6 +10,11 @@ Two kinds of block, both learned from the script's own answers and both exact:
   while the quota is spent, so its retries stay refused. Only for plans without a suspension
   rule: there each denial must reach Redis to be counted.
 
+A denial is remembered when it is retried: its first refusal only notes the shape's hash (an
+int, which the garbage collector never walks), and the second is learned. A tenant that sends a
+new chat id every time so leaves no cached objects to churn through the collector's oldest
+generation, whose full collections (tens of milliseconds) would otherwise stall every request.
+
 A replayed denial repeats the statuses Redis gave for it, with retry times moved on; counters of
 limits that did not deny may have moved since. Entries are dropped at their end, on any message
 on `fairuse:invalidate` for the account (admin actions publish there: see admin.py), and all at
@@ -30,6 +35,7 @@ INVALIDATE_CHANNEL = "fairuse:invalidate"
 # a new chat id each time must not fill the process with them (the retried ones are what pays).
 MAX_SHAPES = 10_000  # per process: past this, start again from empty
 MAX_SHAPES_PER_ACCOUNT = 200  # past this, the account's oldest half goes
+MAX_REFUSED_ONCE = 10_000  # hashes of shapes refused once, not yet retried; then start again
 FIXED_WINDOW, TOKEN_BUCKET = "1", "3"
 
 
@@ -55,6 +61,7 @@ class BlockCache:
         self.listening = False
         self.epoch = 0  # moves on every invalidation: answers sent before it are not learned
         self._shapes = 0
+        self._refused_once: set[int] = set()
 
     def known(self, account: str, workspace: str, shape: tuple[Any, ...], now_ms: int) -> (
         Decision | tuple[Suspension, int | None] | None
@@ -97,6 +104,13 @@ class BlockCache:
         """`ops`: each stored op's kind code and its seven result values."""
         if not self.listening or epoch != self.epoch or decision.binding is None:
             return
+        retried = hash((account, shape))
+        if retried not in self._refused_once:  # its first refusal: learned if it comes back
+            if len(self._refused_once) >= MAX_REFUSED_ONCE:
+                self._refused_once.clear()
+            self._refused_once.add(retried)
+            return
+        self._refused_once.discard(retried)
         now_ms = round(decision.now * 1000)
         until: int | None = None
         for code, (ok, _used, remaining, reset, retry, _notice, _first) in ops:
@@ -135,6 +149,12 @@ class BlockCache:
     def clear(self) -> None:
         self.accounts.clear()
         self._shapes = 0
+        self._refused_once.clear()
+
+    @property
+    def size(self) -> int:
+        """Denials remembered, over every account (suspensions aside)."""
+        return self._shapes
 
     def _entry(self, account: str) -> _Account:
         entry = self.accounts.get(account)
