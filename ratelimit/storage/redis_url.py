@@ -67,9 +67,11 @@ def parse_redis_url(url: str) -> RedisSettings:
     host = parts.netloc.rsplit("@", 1)[-1]
     display = f"{scheme}://{host}{parts.path if scheme in SINGLE else ''}"
     if scheme in SINGLE:
-        if scheme == "redis+unix":
-            scheme = "unix"
-        clean = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+        if scheme in ("unix", "redis+unix"):  # urlunsplit would drop the empty host's "//"
+            rest = urlunsplit(("", "", parts.path, urlencode(query), parts.fragment))
+            clean = f"unix://{parts.netloc}{rest}"
+        else:
+            clean = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
         return RedisSettings("single", clean, display, **ours)
     db = int(_number(url, "db", query.pop("db", "0"), int, zero=True))
     if query:
