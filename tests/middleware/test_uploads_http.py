@@ -178,7 +178,10 @@ def test_a_raw_upload_with_a_length_over_the_cap_never_reaches_the_app(
     chunked = served.client.post("/v1/files", content=halves(), headers=sent)
     assert problem(chunked, 413)["limit"] == "file_size"
     (seen,) = app.seen
-    assert (seen.body, seen.complete, seen.disconnected) == (60_000, False, True)
+    assert (seen.complete, seen.disconnected) == (False, True)
+    # Some of the first half, in however many pieces the server read it, and never past the cap
+    # (the server may still have part of the first half in hand when the second arrives).
+    assert 0 < seen.body <= 100_000
 
 
 # ---- body caps ------------------------------------------------------------------------------
