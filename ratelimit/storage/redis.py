@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from importlib.resources import files
 from typing import Any
 
@@ -70,35 +70,28 @@ class RedisStorage:
     async def decide(self, keys: Sequence[str], argv: Sequence[str]) -> list[int]:
         if self._fast is not None:
             return await self.decide_command(self._fast.evalsha_command(keys, argv))
-        breaker = self.breaker
-        try:
-            breaker.before_call()
-        except CircuitOpen as error:
-            raise StorageError(error) from None
-        try:
-            result = await self._decide(keys=list(keys), args=list(argv))
-        except FAILURES as error:
-            breaker.failed(error)
-            raise StorageError(error) from error
-        except BaseException:
-            breaker.abandoned()
-            raise
-        breaker.succeeded()
+        result = await self._guarded(self._decide(keys=list(keys), args=list(argv)))
         return [int(x) for x in result]
 
-    async def decide_command(self, command: bytes) -> list[int]:
+    def decide_command(self, command: bytes) -> Coroutine[Any, Any, list[int]]:
         """`decide`, given the whole EVALSHA of decide.lua in RESP (ratelimit/commands.py
-        builds it from templates); only where `command_sha` is set."""
+        builds it from templates); only where `command_sha` is set. Awaited like a coroutine
+        function; it hands over the guarded call, one frame fewer on the hot path."""
         fast = self._fast
         if fast is None:
             raise FairUseError(f"{self.settings.display} takes decisions as KEYS and ARGV only")
+        return self._guarded(fast.evalsha(command))
+
+    async def _guarded(self, call: Coroutine[Any, Any, Any]) -> Any:
+        """Await a script call through the circuit breaker; failures become StorageError."""
         breaker = self.breaker
         try:
             breaker.before_call()
         except CircuitOpen as error:
+            call.close()  # never started: the breaker answers for it
             raise StorageError(error) from None
         try:
-            reply: list[int] = await fast.evalsha(command)
+            result = await call
         except FAILURES as error:
             breaker.failed(error)
             raise StorageError(error) from error
@@ -106,7 +99,7 @@ class RedisStorage:
             breaker.abandoned()
             raise
         breaker.succeeded()
-        return reply
+        return result
 
     async def delete_matching(self, pattern: str) -> int:
         try:
