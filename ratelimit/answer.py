@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import lifecycle_args as life
-from .decision import LimitStatus, Rate
+from .decision import LimitStatus, Rate, pick_binding
 from .ops import KIND_CODES, STATUS_WIDTH, CompiledOps, Op
 from .plans import Kind
 
@@ -39,33 +39,24 @@ def read_statuses(
     return statuses, notices, exceeded
 
 
-def fullest(statuses: Sequence[LimitStatus]) -> LimitStatus | None:
-    """The counted limit closest to exhaustion (the first of equals): an allowed binding."""
-    binding, most = None, -1.0
-    for status in statuses:
-        amount = status.limit.amount
-        fill = 1.0 - (status.remaining or 0) / amount if amount else 0.0
-        if fill > most:
-            binding, most = status, fill
-    return binding
-
-
 class AllowedAnswer:
     """An allowed request's raw answer, kept as it came: no admin override changed an amount,
     so every op's limit is its plan's and each value can be read straight from `result`."""
 
-    __slots__ = ("compiled", "ops", "result")
+    __slots__ = ("amounts", "compiled", "ops", "result")
 
-    def __init__(self, compiled: CompiledOps, ops: tuple[Op, ...], result: list[int]) -> None:
+    def __init__(
+        self, compiled: CompiledOps, ops: tuple[Op, ...], result: list[int], amounts: list[int]
+    ) -> None:
         self.compiled = compiled
         self.ops = ops
         self.result = result
+        self.amounts = amounts  # the ops' plan amounts, also the amounts in force
 
     def build(self) -> tuple[tuple[LimitStatus, ...], LimitStatus | None, tuple[LimitStatus, ...]]:
-        ops = self.ops
-        amounts = [op.limit.amount or 0 for op in ops]
-        statuses, notices, _ = read_statuses(ops, self.result, amounts)
-        return (*statuses, *self.compiled.reported), fullest(statuses), tuple(notices)
+        found, notices, _ = read_statuses(self.ops, self.result, self.amounts)
+        statuses = (*found, *self.compiled.reported)
+        return statuses, pick_binding(statuses, True), tuple(notices)
 
     def has_notices(self) -> bool:
         end = 3 + STATUS_WIDTH * len(self.ops)
@@ -81,7 +72,7 @@ class AllowedAnswer:
             at += STATUS_WIDTH
             amount = op.limit.amount
             fill = 1.0 - remaining / amount if amount else 0.0
-            if fill > most:  # the binding, as `fullest` picks it
+            if fill > most:  # the binding, as pick_binding picks it: the first of the fullest
                 best, most = i, fill
             rows.append((op.limit, remaining, reset / 1000 if reset else None))
         rates = tuple(row for i, row in enumerate(rows) if i != best and ops[i].code != DISTINCT)

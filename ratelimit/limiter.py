@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from mypy_extensions import mypyc_attr
 
 from . import lifecycle_args as life
-from .answer import AllowedAnswer, fullest, read_statuses
+from .answer import AllowedAnswer, read_statuses
 from .blocks import INVALIDATE_CHANNEL, BlockCache
 from .clock import Clock
 from .commands import DecideCommands
@@ -373,22 +373,19 @@ class Limiter:
         until something reads them (answer.py)."""
         tail = 3 + STATUS_WIDTH * len(ops)
         if result[0] == 1 and result[tail] == 0 and result[tail + 3 :] == amounts:
-            answer = AllowedAnswer(compiled, ops, result)
+            answer = AllowedAnswer(compiled, ops, result, amounts)
             return Decision.allowed_pending(compiled.plan, result[1] == 1, result[2] / 1000, answer)
         held, started, in_force = life.read_tail(result, len(ops), compiled.plan.suspension)
         found, notices, exceeded = read_statuses(ops, result, in_force)
         allowed = result[0] == 1
         statuses = (*found, *compiled.reported)
         upgrade = contact = None
-        if allowed:
-            binding = fullest(found)
-        else:
-            binding = pick_binding(statuses, allowed)
-            if binding is not None:
-                upgrade = self.policy.upgrade_for(compiled.plan.name, binding.name)
-                if upgrade and upgrade.amount is not None and binding.limit.amount is not None:
-                    upgrade = upgrade if upgrade.amount > binding.limit.amount else None
-                contact = None if upgrade else self.policy.contact
+        binding = pick_binding(statuses, allowed)
+        if not allowed and binding is not None:
+            upgrade = self.policy.upgrade_for(compiled.plan.name, binding.name)
+            if upgrade and upgrade.amount is not None and binding.limit.amount is not None:
+                upgrade = upgrade if upgrade.amount > binding.limit.amount else None
+            contact = None if upgrade else self.policy.contact
         return Decision(
             allowed=allowed,
             plan=compiled.plan,
