@@ -14,13 +14,15 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from .events import Event
+from .storage.redis import RedisStorage
 
 DEFAULT_STREAM = "fairuse:events"
 DEFAULT_MAXLEN = 100_000
 
 
 class StreamSink:
-    """XADDs each event to `stream` in the given Redis (a client or a URL)."""
+    """XADDs each event to `stream` in the given Redis: a client, or a storage URL (any that
+    RedisStorage takes, so the storage's own URL with its timeouts, Cluster or Sentinel)."""
 
     def __init__(
         self,
@@ -33,8 +35,12 @@ class StreamSink:
         max_backoff: float = 30.0,
         name: str = "stream",
     ) -> None:
-        self._owned = isinstance(redis, str)
-        self.client: Redis = Redis.from_url(redis) if isinstance(redis, str) else redis
+        self._owned: RedisStorage | None = None
+        if isinstance(redis, str):
+            self._owned = RedisStorage(redis)
+            self.client: Redis = self._owned.client
+        else:
+            self.client = redis
         self.stream = stream
         self.maxlen = maxlen
         self.attempts = attempts
@@ -47,8 +53,8 @@ class StreamSink:
         await self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
 
     async def aclose(self) -> None:
-        if self._owned:
-            await self.client.aclose()
+        if self._owned is not None:
+            await self._owned.close()
 
 
 async def read_recent(client: Redis, stream: str, count: int) -> list[tuple[str, dict[str, Any]]]:

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 
 def redis_binary() -> str:
@@ -21,6 +22,24 @@ def redis_binary() -> str:
             "redis-server not found: scripts/test installs it (apt-get install redis-server)"
         )
     return found
+
+
+def patient(url: str, timeout: float = 2.0, pool_timeout: float = 5.0) -> str:
+    """`url` with timeouts for tests of behaviour, not of latency.
+
+    The production read timeout (0.25 s) is shorter than the stalls a shared 2-core machine running
+    the suite, three cluster nodes and a sentinel can have; tests of timeouts and outages start
+    their own servers and keep the defaults.
+    """
+    base, _, query = url.partition("?")
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    params.update(timeout=str(timeout), pool_timeout=str(pool_timeout))
+    return f"{base}?{urlencode(params)}"
+
+
+def plain(url: str) -> str:
+    """`url` without fairuse's own query parameters, for a bare redis-py client."""
+    return url.partition("?")[0]
 
 
 def free_port() -> int:

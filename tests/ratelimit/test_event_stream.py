@@ -19,6 +19,8 @@ from ratelimit.events import THRESHOLD, Event, events_for
 from ratelimit.plans_file import load_policy
 from ratelimit.storage.redis import RedisStorage
 
+from ..redis_servers import patient, plain
+
 pytestmark = pytest.mark.redis
 POLICY = Path(__file__).parent / "policies" / "events.toml"
 NOW = datetime(2026, 11, 23, 10, 15, tzinfo=UTC).timestamp()
@@ -52,7 +54,7 @@ async def test_two_processes_crossing_80_percent_send_exactly_one_notice_each(re
     context = multiprocessing.get_context("spawn")
     with context.Pool(2) as pool:
         assert pool.map(_worker, [redis_url, redis_url]) == [0, 0]
-    client = Redis.from_url(redis_url)
+    client = Redis.from_url(plain(redis_url))
     try:
         entries = await read_recent(client, "test:events", 1000)
     finally:
@@ -73,7 +75,7 @@ async def test_two_processes_crossing_80_percent_send_exactly_one_notice_each(re
 
 
 async def test_the_stream_is_capped_and_groups_read_each_event_once(redis_url: str):
-    client = Redis.from_url(redis_url)
+    client = Redis.from_url(plain(redis_url))
     sink = StreamSink(client, "capped", maxlen=100)
     try:
         for n in range(1000):
@@ -93,3 +95,18 @@ async def test_the_stream_is_capped_and_groups_read_each_event_once(redis_url: s
         assert (await client.xpending("capped", "mailer"))["pending"] == 0  # acknowledged
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("backend", ["redis", pytest.param("cluster", marks=pytest.mark.cluster)])
+async def test_a_sink_opened_from_a_url_takes_every_storage_url(
+    backend: str, request: pytest.FixtureRequest
+):
+    """The storage's own URL works for its stream: fairuse's query parameters, Cluster."""
+    url = patient(str(request.getfixturevalue(f"{backend}_url")))  # a query redis-py refuses
+    sink = StreamSink(url, "from-url")
+    try:
+        await sink.deliver(Event(THRESHOLD, 0.0, "a", "w", "p", {"n": 1}, id="one"))
+        recent = await read_recent(sink.client, "from-url", 5)
+    finally:
+        await sink.aclose()
+    assert [(e["id"], e["n"]) for _, e in recent] == [("one", 1)]
