@@ -14,7 +14,7 @@ from ratelimit.storage.memory import MemoryStorage
 from ratelimit.storage.redis import RedisStorage
 
 from .cluster import LocalCluster, LocalSentinel
-from .redis_servers import RedisProcess
+from .redis_servers import RedisProcess, patient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +32,7 @@ def redis_url(redis_server: RedisProcess) -> str:
     client.flushall()
     client.config_resetstat()
     client.close()
-    return redis_server.url
+    return patient(redis_server.url)
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,7 @@ def redis_cluster() -> Iterator[LocalCluster]:
 @pytest.fixture
 def cluster_url(redis_cluster: LocalCluster) -> str:
     redis_cluster.flush()
-    return redis_cluster.url
+    return patient(redis_cluster.url)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from middleware.cli import main
 from ratelimit import ManualClock
 
 from ..conftest import ROOT
+from ..redis_servers import plain
 from ..servers import serve_in_thread
 from .test_events_http import POLICY, Collected, app
 
@@ -126,7 +127,7 @@ def test_events_tail_follow_prints_new_events_as_they_come(redis_url: str):
         env={"FAIRUSE_STORAGE": redis_url, "PATH": "", "PYTHONUNBUFFERED": "1"},
     )
     try:
-        client = redis.Redis.from_url(redis_url)
+        client = redis.Redis.from_url(plain(redis_url))
         event = {"id": "e1", "type": "usage.threshold"}
         assert follow.stdout is not None
         for _ in range(100):  # until the reader is waiting: its XREAD shows as a blocked client

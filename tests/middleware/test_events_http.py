@@ -25,6 +25,7 @@ from ratelimit.events import Event
 from ratelimit.plans_file import parse_policy
 from ratelimit.webhook import WebhookSink
 
+from ..redis_servers import plain
 from ..servers import serve_in_thread
 
 pytestmark = pytest.mark.e2e
@@ -127,7 +128,7 @@ async def test_events_table_sends_to_the_stream_in_the_storage_redis(redis_url: 
             for _ in range(11):
                 await client.post("/calls", headers=who)
     # the server has shut down: its lifespan drained the queue into the stream
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(plain(redis_url))
     try:
         found = [e["type"] for _, e in await read_recent(redis, "app:events", 10)]
     finally:

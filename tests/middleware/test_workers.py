@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from ..conftest import ROOT
-from ..redis_servers import RedisProcess, free_port
+from ..redis_servers import RedisProcess, free_port, patient
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 CLIENTS = 300
@@ -41,7 +41,7 @@ def workers(redis_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Po
     port = free_port()
     env = dict(
         os.environ,
-        FAIRUSE_STORAGE=f"{redis_url}?timeout=5&pool_timeout=10",
+        FAIRUSE_STORAGE=patient(redis_url, timeout=5, pool_timeout=10),
         FAIRUSE_PLANS=str(plans),
     )
     command = [sys.executable, "-m", "uvicorn", "--factory", "middleware.demo:app_from_env"]

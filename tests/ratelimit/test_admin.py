@@ -12,12 +12,14 @@ from ratelimit.admin import INVALIDATE_CHANNEL, Admin, publish_invalidation
 from ratelimit.plans_file import load_policy
 from ratelimit.storage.redis import RedisStorage
 
+from ..redis_servers import plain
+
 pytestmark = pytest.mark.redis
 POLICY = Path(__file__).parent / "policies" / "lifecycle.toml"
 
 
 async def test_every_block_changing_action_publishes_the_escaped_account(redis_url: str):
-    subscriber = Redis.from_url(redis_url)
+    subscriber = Redis.from_url(plain(redis_url))
     channel = subscriber.pubsub()
     await channel.subscribe(INVALIDATE_CHANNEL)
     await channel.get_message(timeout=5)  # the subscribe confirmation
@@ -46,7 +48,7 @@ async def test_every_block_changing_action_publishes_the_escaped_account(redis_u
 async def test_records_outlive_their_last_end_and_persist_without_one(redis_url: str):
     limiter = Limiter(load_policy(POLICY), RedisStorage(redis_url))
     admin = Admin(limiter)
-    client = Redis.from_url(redis_url)
+    client = Redis.from_url(plain(redis_url))
     key = "fu:{acme}:o"
     try:
         now = admin.now()

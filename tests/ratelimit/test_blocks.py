@@ -16,6 +16,8 @@ from ratelimit.admin import INVALIDATE_CHANNEL, Admin
 from ratelimit.plans_file import load_policy
 from ratelimit.storage.redis import RedisStorage
 
+from ..redis_servers import plain
+
 pytestmark = pytest.mark.redis
 POLICIES = Path(__file__).parent / "policies"
 NOW = datetime(2026, 11, 23, 10, tzinfo=UTC)
@@ -138,7 +140,7 @@ async def test_published_invalidation_drops_the_account(
     before = scripts()
     assert not (await small.check(who(account="bystander"), "call")).allowed
     assert scripts() == before
-    publisher = redis.Redis.from_url(redis_url)
+    publisher = redis.Redis.from_url(plain(redis_url))
     publisher.publish(INVALIDATE_CHANNEL, "*")
     publisher.close()
     await until(lambda: not blocks.accounts, "the invalidation of every account")

@@ -30,7 +30,7 @@ from ratelimit.storage.redis import DECIDE_SHA, RedisStorage
 from ratelimit.storage.resp import pack
 
 from ..conftest import ROOT
-from ..redis_servers import RedisProcess
+from ..redis_servers import RedisProcess, plain
 
 UNREACHABLE = "redis://127.0.0.1:1/0"  # connected lazily: building commands needs no server
 HOUR_MS = 3600 * 1000
@@ -365,7 +365,7 @@ async def test_a_limit_name_that_is_not_ascii_decides_through_lists(redis_url: s
 
 
 def stored_keys(url: str) -> set[str]:
-    client = redis.Redis.from_url(url, decode_responses=True)
+    client = redis.Redis.from_url(plain(url), decode_responses=True)
     try:
         return {str(key) for key in client.keys("*")}
     finally:

@@ -15,6 +15,8 @@ from ratelimit import Identity, Limiter, ManualClock
 from ratelimit.plans_file import load_policy
 from ratelimit.storage.redis import RedisStorage
 
+from ..redis_servers import patient
+
 pytestmark = pytest.mark.redis
 POLICY = Path(__file__).parent / "policies" / "concurrency.toml"
 NOW = datetime(2026, 11, 23, 10, 15, tzinfo=UTC).timestamp()
@@ -54,8 +56,8 @@ def test_concurrent_processes_admit_exactly_the_limit(
     context = multiprocessing.get_context("spawn")
     with context.Pool(PROCESSES) as pool:
         # exactness, not latency, is under test: a loaded machine must not turn into timeouts
-        patient = f"{redis_url}?timeout=10&pool_timeout=10"
-        jobs = [(patient, route, per_process, w) for w in range(PROCESSES)]
+        url = patient(redis_url, timeout=10, pool_timeout=10)
+        jobs = [(url, route, per_process, w) for w in range(PROCESSES)]
         results = pool.starmap(_worker, jobs)
     admitted = sum(allowed for allowed, _, _ in results)
     if route == "chat":
