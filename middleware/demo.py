@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import json
 import os
+from collections.abc import AsyncIterator
 
 from python_multipart.multipart import parse_options_header
 from starlette.applications import Starlette
@@ -122,9 +125,19 @@ ROUTES = [
 ]
 
 
-def create_bare_app() -> Starlette:
+@contextlib.asynccontextmanager
+async def frozen_after_startup(app: Starlette) -> AsyncIterator[None]:
+    """Everything start-up made (modules, the policy, compiled routes) lives as long as the
+    process: gc.freeze() takes it out of the collector's sight, so that a full collection, which
+    would stall every request in flight, scans only what requests allocate. For a process this
+    module owns (uvicorn's factory, `fairuse demo`): freezing is a whole-process choice."""
+    gc.freeze()
+    yield
+
+
+def create_bare_app(*, freeze_after_startup: bool = False) -> Starlette:
     """The chatbot API with no limits at all: the benchmarks' baseline."""
-    return Starlette(routes=ROUTES)
+    return Starlette(routes=ROUTES, lifespan=frozen_after_startup if freeze_after_startup else None)
 
 
 def create_app(
@@ -134,6 +147,7 @@ def create_app(
     clock: Clock | None = None,
     legacy_headers: bool = False,
     on_event: EventCallback | None = None,
+    freeze_after_startup: bool = False,
 ) -> Starlette:
     middleware = [
         Middleware(
@@ -145,14 +159,18 @@ def create_app(
             on_event=on_event,
         )
     ]
-    return Starlette(routes=ROUTES, middleware=middleware)
+    lifespan = frozen_after_startup if freeze_after_startup else None
+    return Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan)
 
 
 def app_from_env() -> Starlette:
-    """For `uvicorn --factory middleware.demo:app_from_env` (workers, benchmarks)."""
+    """For `uvicorn --factory middleware.demo:app_from_env` (workers, benchmarks);
+    FAIRUSE_GC_FREEZE=0 leaves the collector as Python sets it (`frozen_after_startup`)."""
+    freeze = os.environ.get("FAIRUSE_GC_FREEZE", "1") != "0"
     if os.environ.get("FAIRUSE_BARE"):
-        return create_bare_app()
+        return create_bare_app(freeze_after_startup=freeze)
     return create_app(
         os.environ.get("FAIRUSE_PLANS", "plans.toml"),
         os.environ.get("FAIRUSE_STORAGE", "memory://"),
+        freeze_after_startup=freeze,
     )
