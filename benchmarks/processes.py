@@ -75,6 +75,7 @@ def start_redis(running: Running, cores: Cores) -> int:
     argv = [
         binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
         "--dir", str(running.logs), "--protected-mode", "no",
+        "--unixsocket", str(redis_socket(running)), "--unixsocketperm", "700",
     ]  # fmt: skip
     running.start("redis", cores.pin(cores.load, argv))
     deadline = time.monotonic() + 10
@@ -85,6 +86,11 @@ def start_redis(running: Running, cores: Cores) -> int:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"redis-server did not start; see {running.logs}/redis.log")
+
+
+def redis_socket(running: Running) -> Path:
+    """Where start_redis's server also listens: its unix socket, in the run's own directory."""
+    return running.logs / "redis.sock"
 
 
 def start_app(
@@ -136,13 +142,16 @@ def redis_command(port: int, *args: str) -> str:
 
 def redis_counters(port: int) -> dict[str, int]:
     """Totals to difference around a run: all commands (also those run by the script), EVALSHA
-    and EVAL calls from clients, and client read events (one per batch a client sends)."""
-    counters = {"commands": 0, "evalsha": 0, "reads": 0}
+    and EVAL calls from clients, client read events (one per batch a client sends), and keys
+    Redis expired."""
+    counters = {"commands": 0, "evalsha": 0, "reads": 0, "expired": 0}
     for line in redis_command(port, "INFO", "all").splitlines():
         if line.startswith("total_commands_processed:"):
             counters["commands"] = int(line.split(":")[1])
         elif line.startswith("total_reads_processed:"):
             counters["reads"] = int(line.split(":")[1])
+        elif line.startswith("expired_keys:"):
+            counters["expired"] = int(line.split(":")[1])
         elif line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")):
             counters["evalsha"] += int(line.split("calls=")[1].split(",")[0])
     return counters

@@ -13,10 +13,10 @@ pytestmark = [pytest.mark.benchmark, pytest.mark.redis]
 ROW = r"-?[\d.]+"
 
 
-@pytest.mark.parametrize("build", ["python", "compiled"])
-def test_compare_smoke_prints_the_table(build: str):
+@pytest.mark.parametrize(("build", "redis"), [("python", "unix"), ("compiled", "tcp")])
+def test_compare_smoke_prints_the_table(build: str, redis: str):
     done = subprocess.run(
-        [str(ROOT / "benchmarks" / "compare"), "--smoke", "--build", build],
+        [str(ROOT / "benchmarks" / "compare"), "--smoke", "--build", build, "--redis", redis],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -35,3 +35,10 @@ def test_compare_smoke_prints_the_table(build: str):
         assert len(figures) >= 9, line  # req/s, ratio, latencies, refused, Redis per request
     denied = next(row for row in out.splitlines() if row.startswith("deny:"))
     assert "100%" in denied or "n/a" in denied  # wrk counts the 429s; Locust does not say
+    assert f"reaches Redis over {'its unix socket' if redis == 'unix' else 'loopback TCP'}" in out
+    if "wrk," in out:  # the same offered load to both apps: wrk's pacing
+        paced = out.split("Same offered load", 1)[1].splitlines()
+        for path in ("allow: messages in live sessions", "deny: spent quota, retried chats"):
+            line = next((row for row in paced if row.startswith(path)), None)
+            assert line is not None, out
+            assert len(re.findall(ROW, line[len(path) :])) >= 9, line
