@@ -69,6 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="fairuse as compiled by scripts/compile (where a C compiler exists), or pure Python",
     )
     parser.add_argument(
+        "--paced-rounds",
+        type=int,
+        default=5,
+        help="bare/protected pairs per path at the same offered load (a p99 needs more)",
+    )
+    parser.add_argument(
         "--redis",
         choices=["tcp", "unix"],
         default="tcp",
@@ -79,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not scenarios:
         parser.error(f"no path matches {args.only!r}")
     if args.smoke:  # one allow and one deny path, briefly: proves the machinery still works
-        args.seconds, args.rounds, scenarios = 1.0, 1, SMOKE
+        args.seconds, args.rounds, args.paced_rounds, scenarios = 1.0, 1, 1, SMOKE
     wrk = None if args.tool == "locust" else find_wrk(install=not args.smoke)
     if args.tool == "wrk" and wrk is None:
         parser.error("wrk is not installed")
@@ -138,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if wrk is not None:
             if not args.smoke:  # a smoke run's few seconds leave nothing to expire in bulk
                 wait_for_expiry(redis_port)
-            print_paced(paced(rows, wrk, cores, apps, args.seconds, args.rounds, redis_port))
+            print_paced(paced(rows, wrk, cores, apps, args.seconds, args.paced_rounds, redis_port))
     finally:
         running.stop()
     return 0
@@ -259,8 +265,8 @@ def paced(
 ) -> list[Paced]:  # fmt: skip
     """Both apps offered the same rate, half of what the protected one sustained: p99 then
     compares like with like, which a closed loop at full speed does not. A p99 rests on its
-    slowest 1%, so it moves more from run to run than a rate: rounds alternate the order of
-    the two sides, as at full speed, and the ratio shown is the median of theirs."""
+    slowest 1%, so it moves more from run to run than a rate: more rounds than at full speed,
+    alternating which side goes first, and the ratio shown is the median of theirs."""
     out = []
     for scenario, m in rows:
         rate = 0.5 * statistics.median(r.rps for r in m.protected)
