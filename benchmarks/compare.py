@@ -120,8 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 [], [], [], {"bare": [], "protected": []}, {"bare": [], "protected": []}
             )
             for round_ in range(args.rounds):
-                sides = [("bare", apps["bare"]), ("protected", apps["protected"])]
-                for side, url in sides if round_ % 2 == 0 else sides[::-1]:
+                for side, url in in_turn(apps, round_):
                     load = Load(wrk, cores, url, scenario, args.connections, f"{side}{round_}")
                     if not args.smoke:  # warm-up: sessions exist, caches are filled
                         load.run(min(args.seconds, 3.0))
@@ -148,6 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         running.stop()
     return 0
+
+
+def in_turn(apps: dict[str, str], round_: int) -> list[tuple[str, str]]:
+    """Both sides, bare first in even rounds and protected first in odd ones, so that drift on
+    a shared machine hits both alike."""
+    sides = [("bare", apps["bare"]), ("protected", apps["protected"])]
+    return sides if round_ % 2 == 0 else sides[::-1]
 
 
 RUNS = itertools.count()
@@ -274,15 +280,14 @@ def paced(
         results: dict[str, list[Result]] = {"bare": [], "protected": []}
         expired: list[float] = []
         for round_ in range(rounds):
-            sides = [("bare", apps["bare"]), ("protected", apps["protected"])]
-            for side, url in sides if round_ % 2 == 0 else sides[::-1]:
+            for side, url in in_turn(apps, round_):
                 load = Load(wrk, cores, url, scenario, PACED_CONNECTIONS, f"paced-{side}{round_}")
-                before = redis_counters(redis_port)
+                if side == "bare":
+                    results[side].append(load.run(seconds, {"PACE_MS": str(pace)}))
+                    continue
+                before = redis_counters(redis_port)["expired"]
                 results[side].append(load.run(seconds, {"PACE_MS": str(pace)}))
-                if side == "protected":
-                    expired.append(
-                        (redis_counters(redis_port)["expired"] - before["expired"]) / seconds
-                    )
+                expired.append((redis_counters(redis_port)["expired"] - before) / seconds)
         offered = PACED_CONNECTIONS * 1000 / pace
         out.append(Paced(scenario, offered, results["bare"], results["protected"], expired))
     return out
