@@ -185,13 +185,16 @@ def per_request_us(pid: int, before: float, result: Result) -> float:
     return (cpu_seconds(pid) - before) / max(1, result.requests) * 1e6
 
 
-def per_request(before: dict[str, int], after: dict[str, int], requests: int) -> dict[str, float]:
+def per_request(
+    before: dict[str, float], after: dict[str, float], requests: int
+) -> dict[str, float]:
     """Redis work per request; the INFO command of the first snapshot is taken off."""
     count = max(requests, 1)
     return {
         "commands": (after["commands"] - before["commands"] - 1) / count,
         "evalsha": (after["evalsha"] - before["evalsha"]) / count,
         "round_trips": max(0, after["reads"] - before["reads"] - 2) / count,
+        "redis_cpu_us": (after["cpu"] - before["cpu"]) / count * 1e6,
     }
 
 
@@ -199,7 +202,8 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
     head = (
         f"{'path':<32} {'bare req/s':>10} {'fairuse req/s':>13} {'ratio':>6}  "
         f"{'p50 ms bare/fu':>14} {'p99 ms bare/fu':>14} {'refused':>7}  "
-        f"{'redis cmds':>10} {'EVALSHA':>7} {'trips':>6} {'app CPU us bare/fu':>18} "
+        f"{'redis cmds':>10} {'EVALSHA':>7} {'trips':>6} {'Redis CPU us':>12} "
+        f"{'app CPU us bare/fu':>18} "
         f"{'CPU ratio':>9} {'app busy bare/fu':>16}"
     )
     print(head)
@@ -222,6 +226,7 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
             f"{f'{bare.p50_ms:.2f}/{prot.p50_ms:.2f}':>14} "
             f"{f'{bare.p99_ms:.2f}/{prot.p99_ms:.2f}':>14} {refused:>7}  "
             f"{redis['commands']:>10.2f} {redis['evalsha']:>7.2f} {redis['round_trips']:>6.2f} "
+            f"{redis['redis_cpu_us']:>12.1f} "
             f"{f'{cpu_bare:.0f}/{cpu_prot:.0f}':>18} {cpu_bare / cpu_prot:>9.2f} "
             f"{f'{busy_bare:.0%}/{busy_prot:.0%}':>16}"
         )
@@ -234,7 +239,8 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
         if scenario.path == "allow" and share > 0.01:  # Locust reports -1: never warned
             print(f"WARNING: {scenario.label} refused {share:.0%}: its figures are not allow")
     print(
-        "Redis commands, EVALSHA calls, round trips and app CPU are per request; CPU ratio is\n"
+        "Redis commands, EVALSHA calls, round trips, Redis CPU (its main thread, user + system)\n"
+        "and app CPU are per request; CPU ratio is\n"
         "bare CPU / protected CPU per request, the throughput ratio once the app's core is the\n"
         "only bottleneck; app busy is the share of its core each app used (near 100%: the load\n"
         "was enough to measure its throughput)."

@@ -140,11 +140,11 @@ def redis_command(port: int, *args: str) -> str:
     raise OSError("connection closed")
 
 
-def redis_counters(port: int) -> dict[str, int]:
+def redis_counters(port: int) -> dict[str, float]:
     """Totals to difference around a run: all commands (also those run by the script), EVALSHA
-    and EVAL calls from clients, client read events (one per batch a client sends), and keys
-    Redis expired."""
-    counters = {"commands": 0, "evalsha": 0, "reads": 0, "expired": 0}
+    and EVAL calls from clients, client read events (one per batch a client sends), keys
+    Redis expired, and the CPU seconds its main thread used (user and system)."""
+    counters = {"commands": 0.0, "evalsha": 0.0, "reads": 0.0, "expired": 0.0, "cpu": 0.0}
     for line in redis_command(port, "INFO", "all").splitlines():
         if line.startswith("total_commands_processed:"):
             counters["commands"] = int(line.split(":")[1])
@@ -152,6 +152,8 @@ def redis_counters(port: int) -> dict[str, int]:
             counters["reads"] = int(line.split(":")[1])
         elif line.startswith("expired_keys:"):
             counters["expired"] = int(line.split(":")[1])
+        elif line.startswith(("used_cpu_user_main_thread:", "used_cpu_sys_main_thread:")):
+            counters["cpu"] += float(line.split(":")[1])
         elif line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")):
             counters["evalsha"] += int(line.split("calls=")[1].split(",")[0])
     return counters
