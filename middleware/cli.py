@@ -47,7 +47,7 @@ def _demo(host: str, port: int, plans: str, storage: str) -> int:
     from .demo import create_app
 
     try:
-        app = create_app(plans, storage, freeze_after_startup=True)
+        app = create_app(plans, storage, tune_gc_after_startup=True)
     except FairUseError as error:
         print(error, file=sys.stderr)
         return 1
