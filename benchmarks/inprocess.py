@@ -2,7 +2,7 @@
 
 No sockets between client and app, so what it times is the app's own CPU per request plus one
 Redis round trip (a real redis-server on a free loopback port, started and stopped here).
-The collector is set as in the demo's servers (`middleware.demo.gc_tuned_after_startup`).
+The collector is set as in the demo's servers (`middleware.demo.tune_gc`).
 Run: `.venv/bin/python -m benchmarks.inprocess [--requests N] [--profile PATH]`.
 """
 
@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from middleware.demo import YOUNG_GC_THRESHOLD, create_app, create_bare_app
+from middleware.demo import create_app, create_bare_app, tune_gc
 from tests.redis_servers import RedisProcess
 
 BODY = b'{"text": "hello"}'
@@ -80,7 +79,7 @@ async def _run(
     for n in range(200):  # warm up: connections, caches, windows
         await _one(app, make(n))
     scopes = [make(n) for n in range(count)]
-    gc.freeze()  # like the demo's servers after start-up: the prepared scopes are not requests'
+    tune_gc()  # as the demo's servers after start-up; the prepared scopes are not requests
     wall, cpu = time.perf_counter(), time.process_time()
     for at in range(0, count, CONCURRENT):
         batch = scopes[at : at + CONCURRENT]
@@ -103,7 +102,6 @@ async def main(count: int, profile: str | None) -> None:
         bare: App = create_bare_app()
         app: App = create_app("plans.toml", redis.url)
         await _spend(app)
-        gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])  # as the demo's servers
         rows = [
             ("bare", bare, _sessions, 200),
             ("allow: messages in live sessions", app, _sessions, 200),

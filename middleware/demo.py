@@ -128,19 +128,24 @@ ROUTES = [
 YOUNG_GC_THRESHOLD = 10_000  # Python's default is 700
 
 
-@contextlib.asynccontextmanager
-async def gc_tuned_after_startup(app: Starlette) -> AsyncIterator[None]:
-    """Set the cycle collector for a server whose requests wait on I/O, once start-up is over.
+def tune_gc() -> None:
+    """Set the cycle collector for a server whose requests wait on I/O; call it once start-up
+    is over (a whole-process choice, so for processes this module owns).
 
-    Everything start-up made (modules, the policy, compiled routes) lives as long as the
-    process: gc.freeze() takes it out of the collector's sight, so that a full collection, which
-    stalls every request in flight, scans only what requests allocate. And every request parked
-    on an await (on Redis, for a protected one) survives the young collections that run
-    meanwhile: each scans it, promotes it, and the promotions trigger full collections. A young
-    threshold of 10,000 allocations instead of 700 runs them 14 times less often. For a process
-    this module owns (uvicorn's factory, `fairuse demo`): both are whole-process choices."""
+    Everything made so far (modules, the policy, compiled routes) lives as long as the process:
+    gc.freeze() takes it out of the collector's sight, so that a full collection, which stalls
+    every request in flight, scans only what requests allocate. And every request parked on an
+    await (on Redis, for a protected one) survives the young collections that run meanwhile:
+    each scans it, promotes it, and the promotions trigger full collections. A young threshold
+    of 10,000 allocations instead of 700 runs them 14 times less often."""
     gc.freeze()
     gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
+@contextlib.asynccontextmanager
+async def gc_tuned_after_startup(app: Starlette) -> AsyncIterator[None]:
+    """tune_gc() once start-up is over (uvicorn's factory, `fairuse demo`)."""
+    tune_gc()
     yield
 
 
