@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +20,7 @@ from middleware.demo import create_app, create_bare_app, tune_gc
 from tests.redis_servers import RedisProcess
 
 BODY = b'{"text": "hello"}'
+_fresh = itertools.count()
 CONCURRENT = 32  # like benchmarks/compare's connections: replies of one turn share a read
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -68,6 +70,11 @@ def _sessions(n: int) -> dict[str, Any]:
     return _scope(f"/v1/chats/c{n % 10000}/messages", account, account, "unlimited")
 
 
+def _new_chats(n: int) -> dict[str, Any]:
+    account = f"na{n % 2000}"  # a chat id never seen before: its session starts, quotas count
+    return _scope(f"/v1/chats/n{next(_fresh)}/messages", account, account, "unlimited")
+
+
 def _spent(n: int) -> dict[str, Any]:
     return _scope(f"/v1/chats/retry-{n % 50}/messages", "spent", "full-workspace", "sandbox")
 
@@ -105,6 +112,7 @@ async def main(count: int, profile: str | None) -> None:
         rows = [
             ("bare", bare, _sessions, 200),
             ("allow: messages in live sessions", app, _sessions, 200),
+            ("allow: new chats", app, _new_chats, 200),
             ("deny: spent quota, retried chats", app, _spent, 429),
         ]
         for label, target, make, want in rows:

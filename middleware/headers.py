@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 from ratelimit import Decision
+from ratelimit.answer import DISTINCT, AllowedAnswer
+from ratelimit.ops import STATUS_WIDTH, Op
 from ratelimit.plans import Kind, Limit
 
 NOMINAL_SECONDS = {"month": 30 * 86400, "year": 365 * 86400}
@@ -43,8 +45,66 @@ def _format(limits: tuple[Limit, ...]) -> tuple[tuple[Limit, ...], bytes, tuple[
     return found
 
 
+class _Layout:
+    """The fields of an allowed answer for one tuple of ops, whichever op binds: formatted
+    straight from the raw answer's integers, with no Rate tuples and no float seconds."""
+
+    __slots__ = ("amounts", "heads", "ops", "policies")
+
+    def __init__(self, ops: tuple[Op, ...]) -> None:
+        self.ops = ops  # held, so that no other tuple takes its id while cached
+        self.amounts = [op.limit.amount or 0 for op in ops]  # 0: unlimited, never fuller
+        rated = [i for i, op in enumerate(ops) if op.code != DISTINCT]  # caps are no rate
+        others = [[j for j in rated if j != i] for i in range(len(ops))]
+        orders = [[i, *others[i]] if i in rated else rated for i in range(len(ops))] or [[]]
+        # By the binding op's index: each field's offset in the answer and its item head.
+        self.heads = [
+            [(3 + STATUS_WIDTH * i + 2, f'"{ops[i].limit.name}";r=') for i in order]
+            for order in orders
+        ]
+        self.policies = [
+            ", ".join(_policy_item(ops[i].limit) for i in order).encode() for order in orders
+        ]
+
+
+_layouts: dict[int, _Layout] = {}
+
+
+def _allowed_fields(answer: AllowedAnswer) -> list[tuple[bytes, bytes]]:
+    """ratelimit_headers of an allowed answer no override changed (answer.AllowedAnswer)."""
+    ops = answer.ops
+    layout = _layouts.get(id(ops))
+    if layout is None:
+        if len(_layouts) >= MAX_FORMATS:
+            _layouts.clear()
+        layout = _layouts[id(ops)] = _Layout(ops)
+    result = answer.result
+    best, most, at = 0, -1.0, 2 + 3  # the binding, as AllowedAnswer.rates picks it
+    for i, amount in enumerate(layout.amounts):
+        fill = 1.0 - result[at] / amount if amount else 0.0
+        if fill > most:
+            best, most = i, fill
+        at += STATUS_WIDTH
+    heads = layout.heads[best]
+    if not heads:
+        return []
+    now_ms = result[2]
+    states = ", ".join(
+        [
+            f"{head}{result[at]};t={max(0, (result[at + 1] - now_ms + 999) // 1000)}"
+            if result[at + 1]
+            else f"{head}{result[at]}"
+            for at, head in heads
+        ]
+    )
+    return [(b"ratelimit-policy", layout.policies[best]), (b"ratelimit", states.encode())]
+
+
 def ratelimit_headers(decision: Decision, legacy: bool = False) -> list[tuple[bytes, bytes]]:
     """Fields for every counted limit, the binding (closest to exhaustion) first."""
+    answer = decision.pending
+    if not legacy and isinstance(answer, AllowedAnswer):
+        return _allowed_fields(answer)
     rates = decision.rates()
     if not rates:
         return []

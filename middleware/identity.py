@@ -69,8 +69,14 @@ class HeaderIdentity:
         found: dict[str, str] = {}
         wanted = self._wanted
         for name, value in scope["headers"]:
-            field = wanted.get(name) or wanted.get(name.lower())
-            if field is not None and field not in found:
+            field = wanted.get(name)
+            if field is None:
+                if name.islower():  # as ASGI servers send names: no other spelling to try
+                    continue
+                field = wanted.get(name.lower())
+                if field is None:
+                    continue
+            if field not in found:
                 found[field] = value.decode("latin-1")
         workspace = found.get("workspace")
         account = found.get("account", workspace)

@@ -126,6 +126,11 @@ class Decision:
         return decision
 
     @property
+    def pending(self) -> PendingStatuses | None:
+        """The raw answer of an allowed decision while nothing has read its statuses."""
+        return self._pending
+
+    @property
     def statuses(self) -> tuple[LimitStatus, ...]:
         if self._pending is not None:
             self._build()
