@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 from mypy_extensions import mypyc_attr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,14 +30,39 @@ from .routing import Router
 from .uploads import UploadGuard, UploadOptions
 
 
-@dataclass(frozen=True, slots=True)
 class FairUseContext:
-    """Put in `scope["state"]["fairuse"]` (Starlette: request.state.fairuse) for the app."""
+    """Put in `scope["state"]["fairuse"]` (Starlette: request.state.fairuse) for the app.
 
-    identity: Identity
-    decision: Decision
-    limiter: Limiter
-    route: Route
+    Read-only. Made for every allowed request, so plain slots behind properties: a frozen
+    dataclass's __init__ costs four object.__setattr__ calls (about 1% of the request)."""
+
+    __slots__ = ("_decision", "_identity", "_limiter", "_route")
+
+    def __init__(self, identity: Identity, decision: Decision, limiter: Limiter, route: Route):
+        self._identity = identity
+        self._decision = decision
+        self._limiter = limiter
+        self._route = route
+
+    @property
+    def identity(self) -> Identity:
+        return self._identity
+
+    @property
+    def decision(self) -> Decision:
+        return self._decision
+
+    @property
+    def limiter(self) -> Limiter:
+        """The limiter that decided, for the app's own peeks (a reload may replace it)."""
+        return self._limiter
+
+    @property
+    def route(self) -> Route:
+        return self._route
+
+    def __repr__(self) -> str:
+        return f"FairUseContext({self._identity!r}, {self._decision!r}, route={self._route.name!r})"
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # may be subclassed, compiled or not

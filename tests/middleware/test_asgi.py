@@ -81,8 +81,18 @@ class RawApp:
             body = {
                 "path": scope["path"],
                 "new_session": state.decision.new_session if state else None,
+                "who": [state.identity.workspace, state.route.name] if state else None,
+                "read_only": _read_only(state),
             }
             await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+def _read_only(context: object) -> bool:
+    try:
+        context.decision = None  # type: ignore[attr-defined]
+    except AttributeError:
+        return True
+    return False
 
 
 def serve(app: RawApp, **options: object) -> FairUseMiddleware:
@@ -119,6 +129,8 @@ def test_chat_id_from_a_header_counts_sessions_once():
         first = client.post("/messages", headers={**WHO, "X-Chat-ID": "a"}).json()
         again = client.post("/messages", headers={**WHO, "X-Chat-ID": "a"}).json()
         assert (first["new_session"], again["new_session"]) == (True, False)
+        assert first["who"] == ["w", "message"]
+        assert first["read_only"] is True  # the app reads the context, never changes it
         assert client.post("/messages", headers={**WHO, "X-Chat-ID": "b"}).status_code == 200
         refused = client.post("/messages", headers={**WHO, "X-Chat-ID": "c"})
         assert refused.status_code == 429
