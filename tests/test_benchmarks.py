@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -62,3 +63,33 @@ def test_script_cost_prints_redis_time_per_decision():
         rows[path] = commands
     # a new chat counts two quotas and starts its session: more work inside the script
     assert rows["allow: new chat"] > rows["allow: message in a live session"] > 0
+
+
+def test_inprocess_harness_prints_cpu_per_request():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.inprocess", "--requests", "64"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for path in ("bare", "allow: messages in live sessions", "allow: new chats", "deny:"):
+        line = next((row for row in done.stdout.splitlines() if row.startswith(path)), None)
+        assert line is not None, done.stdout
+        wall_us, cpu_us = (float(x) for x in re.findall(r"([\d.]+) us", line))
+        assert wall_us > 0, line
+        assert cpu_us > 0, line
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instructions_counts_a_request_bare_and_protected():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.instructions", "--requests", "32", "--only", "new"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = {}
+    for path in ("bare app", "allow: new chats"):
+        line = next((row for row in done.stdout.splitlines() if row.startswith(path)), None)
+        assert line is not None, done.stdout
+        counts[path] = int(line[len(path) :].split()[0].replace(",", ""))
+    assert "messages in live sessions" not in done.stdout  # --only left it out
+    assert 0 < counts["bare app"] < counts["allow: new chats"]
