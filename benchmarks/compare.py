@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 from .loadgen import Result, find_wrk, run_locust, run_wrk
 from .processes import (
-    ROOT,
     Cores,
     Running,
-    compiled_build,
+    build_root,
     cpu_seconds,
     redis_counters,
     redis_socket,
@@ -89,11 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wrk = None if args.tool == "locust" else find_wrk(install=not args.smoke)
     if args.tool == "wrk" and wrk is None:
         parser.error("wrk is not installed")
-    root, build = ROOT, "pure Python"
-    if args.build == "compiled":
-        compiled = compiled_build()
-        if compiled is not None:
-            root, build = compiled, "compiled (mypyc)"
+    root, build = build_root(args.build)
     cores = Cores.detect()
     running = Running()
     try:

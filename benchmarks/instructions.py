@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
 REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
@@ -117,13 +116,9 @@ def main() -> None:
         return
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not installed (Debian: apt-get install valgrind)")
-    root, build = ROOT, "pure Python"
-    if args.build == "compiled":
-        from benchmarks.processes import compiled_build
+    from benchmarks.processes import build_root
 
-        compiled = compiled_build()
-        if compiled is not None:
-            root, build = compiled, "compiled (mypyc)"
+    root, build = build_root(args.build)
     from tests.redis_servers import RedisProcess
 
     n = args.requests

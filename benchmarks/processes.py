@@ -171,6 +171,16 @@ def cpu_seconds(pid: int) -> float:
 COMPILED = ROOT / "build" / "compiled"
 
 
+def build_root(build: str) -> tuple[Path, str]:
+    """The copy of the project to run, and the build's name: the compiled one when `build`
+    asks for it and this machine can compile it, else this checkout as pure Python."""
+    if build == "compiled":
+        compiled = compiled_build()
+        if compiled is not None:
+            return compiled, "compiled (mypyc)"
+    return ROOT, "pure Python"
+
+
 def compiled_build() -> Path | None:
     """The compiled build's copy of the project, built or brought up to date; None where this
     machine has no C compiler (scripts/compile says so)."""
