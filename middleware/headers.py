@@ -49,14 +49,13 @@ class _Layout:
     """The fields of an allowed answer for one tuple of ops, whichever op binds: formatted
     straight from the raw answer's integers, with no Rate tuples and no float seconds."""
 
-    __slots__ = ("amounts", "heads", "ops", "policies")
+    __slots__ = ("heads", "ops", "policies")
 
     def __init__(self, ops: tuple[Op, ...]) -> None:
         self.ops = ops  # held, so that no other tuple takes its id while cached
-        self.amounts = [op.limit.amount or 0 for op in ops]  # 0: unlimited, never fuller
         rated = [i for i, op in enumerate(ops) if op.code != DISTINCT]  # caps are no rate
         others = [[j for j in rated if j != i] for i in range(len(ops))]
-        orders = [[i, *others[i]] if i in rated else rated for i in range(len(ops))] or [[]]
+        orders = [[i, *others[i]] if i in rated else rated for i in range(len(ops))]
         # By the binding op's index: each field's offset in the answer and its item head.
         self.heads = [
             [(3 + STATUS_WIDTH * i + 2, f'"{ops[i].limit.name}";r=') for i in order]
@@ -78,16 +77,11 @@ def _allowed_fields(answer: AllowedAnswer) -> list[tuple[bytes, bytes]]:
         if len(_layouts) >= MAX_FORMATS:
             _layouts.clear()
         layout = _layouts[id(ops)] = _Layout(ops)
-    result = answer.result
-    best, most, at = 0, -1.0, 2 + 3  # the binding, as AllowedAnswer.rates picks it
-    for i, amount in enumerate(layout.amounts):
-        fill = 1.0 - result[at] / amount if amount else 0.0
-        if fill > most:
-            best, most = i, fill
-        at += STATUS_WIDTH
-    heads = layout.heads[best]
+    best = answer.binding_index()
+    heads = layout.heads[best] if best >= 0 else []
     if not heads:
         return []
+    result = answer.result
     now_ms = result[2]
     states = ", ".join(
         [

@@ -62,18 +62,26 @@ class AllowedAnswer:
         end = 3 + STATUS_WIDTH * len(self.ops)
         return any(self.result[8:end:STATUS_WIDTH])  # each op's notice flag
 
+    def binding_index(self) -> int:
+        """The op that binds, as pick_binding picks it: the first of the fullest; -1: no op."""
+        result = self.result
+        best, most = -1, -1.0
+        at = 5  # the first op's remaining
+        for i, amount in enumerate(self.amounts):
+            fill = 1.0 - result[at] / amount if amount else 0.0
+            if fill > most:
+                best, most = i, fill
+            at += STATUS_WIDTH
+        return best
+
     def rates(self) -> tuple[Rate, ...]:
         result, ops = self.result, self.ops
+        best = self.binding_index()
         rows: list[Rate] = []
-        best, most = -1, -1.0
         at = 5  # the first op's remaining, then its reset
-        for i, op in enumerate(ops):
+        for op in ops:
             remaining, reset = result[at], result[at + 1]
             at += STATUS_WIDTH
-            amount = op.limit.amount
-            fill = 1.0 - remaining / amount if amount else 0.0
-            if fill > most:  # the binding, as pick_binding picks it: the first of the fullest
-                best, most = i, fill
             rows.append((op.limit, remaining, reset / 1000 if reset else None))
         rates = tuple(row for i, row in enumerate(rows) if i != best and ops[i].code != DISTINCT)
         if best >= 0 and ops[best].code != DISTINCT:
