@@ -15,6 +15,13 @@ pytestmark = [pytest.mark.benchmark, pytest.mark.redis]
 ROW = r"-?[\d.]+"
 
 
+def row_of(lines: list[str], path: str, shown: str) -> str:
+    """The printed row that starts with `path`; `shown` is what the failure message shows."""
+    line = next((row for row in lines if row.startswith(path)), None)
+    assert line is not None, shown
+    return line
+
+
 @pytest.mark.parametrize(("build", "redis"), [("python", "unix"), ("compiled", "tcp")])
 def test_compare_smoke_prints_the_table(build: str, redis: str):
     done = subprocess.run(
@@ -32,8 +39,7 @@ def test_compare_smoke_prints_the_table(build: str, redis: str):
     else:
         assert "fairuse build: compiled (mypyc)" in out
     for path in ("allow: messages in live sessions", "deny: spent quota, retried chats"):
-        line = next((row for row in out.splitlines() if row.startswith(path)), None)
-        assert line is not None, out
+        line = row_of(out.splitlines(), path, out)
         figures = re.findall(ROW, line[len(path) :])
         assert len(figures) >= 10, line  # req/s, ratio, latencies, refused, Redis per request
     denied = next(row for row in out.splitlines() if row.startswith("deny:"))
@@ -42,8 +48,7 @@ def test_compare_smoke_prints_the_table(build: str, redis: str):
     if "wrk," in out:  # the same offered load to both apps: wrk's pacing
         paced = out.split("Same offered load", 1)[1].splitlines()
         for path in ("allow: messages in live sessions", "deny: spent quota, retried chats"):
-            line = next((row for row in paced if row.startswith(path)), None)
-            assert line is not None, out
+            line = row_of(paced, path, out)
             assert len(re.findall(ROW, line[len(path) :])) >= 9, line
 
 
@@ -55,8 +60,7 @@ def test_script_cost_prints_redis_time_per_decision():
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {}
     for path in ("allow: message in a live session", "allow: new chat", "deny: spent quota"):
-        line = next((row for row in done.stdout.splitlines() if row.startswith(path)), None)
-        assert line is not None, done.stdout
+        line = row_of(done.stdout.splitlines(), path, done.stdout)
         script_us, commands, cpu_us = (float(x) for x in re.findall(ROW, line)[-3:])
         assert script_us > 0, line
         assert cpu_us > 0, line
@@ -72,8 +76,7 @@ def test_inprocess_harness_prints_cpu_per_request():
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     for path in ("bare", "allow: messages in live sessions", "allow: new chats", "deny:"):
-        line = next((row for row in done.stdout.splitlines() if row.startswith(path)), None)
-        assert line is not None, done.stdout
+        line = row_of(done.stdout.splitlines(), path, done.stdout)
         wall_us, cpu_us = (float(x) for x in re.findall(r"([\d.]+) us", line))
         assert wall_us > 0, line
         assert cpu_us > 0, line
@@ -88,8 +91,7 @@ def test_instructions_counts_a_request_bare_and_protected():
     assert done.returncode == 0, done.stderr[-3000:]
     counts = {}
     for path in ("bare app", "allow: new chats"):
-        line = next((row for row in done.stdout.splitlines() if row.startswith(path)), None)
-        assert line is not None, done.stdout
+        line = row_of(done.stdout.splitlines(), path, done.stdout)
         counts[path] = int(line[len(path) :].split()[0].replace(",", ""))
     assert "messages in live sessions" not in done.stdout  # --only left it out
     assert 0 < counts["bare app"] < counts["allow: new chats"]
