@@ -3,7 +3,8 @@
 Run it as `benchmarks/compare` (see benchmarks/README.md). It starts its own redis-server on a
 free port, the bare demo and the protected one (uvicorn, 1 worker, uvloop, httptools) pinned to
 one core, and drives them from the other core with wrk (else Locust), alternating bare and
-protected runs so that drift on a shared machine hits both sides alike.
+protected runs so that drift on a shared machine hits both sides alike. Then both apps receive
+the same arrivals, a fixed rate from benchmarks/openloop.c, for latency at equal load.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from .loadgen import Result, find_wrk, run_locust, run_wrk
+from .loadgen import Result, build_openloop, find_wrk, run_locust, run_openloop, run_wrk
 from .processes import (
     Cores,
     Running,
@@ -68,10 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="fairuse as compiled by scripts/compile (where a C compiler exists), or pure Python",
     )
     parser.add_argument(
-        "--paced-rounds",
+        "--loads",
+        type=fractions,
+        default=(0.1, 0.25),
+        help="the arrival rates offered to both apps, as shares of the protected app's full "
+        "speed on the path (comma-separated)",
+    )
+    parser.add_argument(
+        "--load-rounds",
         type=int,
-        default=5,
-        help="bare/protected pairs per path at the same offered load (a p99 needs more)",
+        default=3,
+        help="bare/protected pairs per path and rate at the same arrivals",
     )
     parser.add_argument(
         "--redis",
@@ -84,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not scenarios:
         parser.error(f"no path matches {args.only!r}")
     if args.smoke:  # one allow and one deny path, briefly: proves the machinery still works
-        args.seconds, args.rounds, args.paced_rounds, scenarios = 1.0, 1, 1, SMOKE
+        args.seconds, args.rounds, args.load_rounds, scenarios = 1.0, 1, 1, SMOKE
+        args.loads = args.loads[:1]
     wrk = None if args.tool == "locust" else find_wrk(install=not args.smoke)
     if args.tool == "wrk" and wrk is None:
         parser.error("wrk is not installed")
@@ -135,10 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     measured.redis.append(per_request(before, after, result.sent))
             rows.append((scenario, measured))
         print_table(rows)
-        if wrk is not None:
-            if not args.smoke:  # a smoke run's few seconds leave nothing to expire in bulk
-                wait_for_expiry(redis_port)
-            print_paced(paced(rows, wrk, cores, apps, args.seconds, args.paced_rounds, redis_port))
+        openloop = build_openloop()
+        if openloop is None:
+            print("\nno C compiler here: the comparison at the same arrival rate is skipped")
+            return 0
+        if not args.smoke:  # a smoke run's few seconds leave nothing to expire in bulk
+            wait_for_expiry(redis_port)
+        at_rate = AtRate(openloop, cores, apps, running.pids, redis_port)
+        print_same_load(same_load(rows, at_rate, args.loads, args.seconds, args.load_rounds))
     finally:
         running.stop()
     return 0
@@ -152,6 +166,7 @@ def in_turn(apps: dict[str, str], round_: int) -> list[tuple[str, str]]:
 
 
 RUNS = itertools.count()
+SIDES = ("bare", "protected")
 
 
 @dataclass(frozen=True)
@@ -243,17 +258,27 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
     print("\n" + json.dumps(summary))
 
 
-PACED_CONNECTIONS = 16
 # plans.toml's flood guard: a chat's bucket key lives until its 20 messages would have refilled
 # at 30 a minute, 40 s after its last message (plus a second of slack).
 SHORT_LIVED_KEYS_TTL = 41.0
 QUIET_EXPIRY = 1000  # keys expired per second below which Redis is taken to be settled
 
 
+def fractions(text: str) -> tuple[float, ...]:
+    try:
+        shares = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not shares or not all(0 < share <= 1 for share in shares):
+        raise argparse.ArgumentTypeError(f"each share must lie in (0, 1]: {text!r}")
+    return shares
+
+
 def wait_for_expiry(redis_port: int, limit: float = 120.0) -> None:
     """Wait until Redis has expired the full-speed runs' short-lived keys. Made at full speed,
     they expire in bulk 41 s later, tens of thousands a second, and Redis then answers late:
-    in the paced runs that would show as fairuse's p99 and measure the runs before them."""
+    in the runs at a fixed rate that would show as fairuse's p99 and measure the runs before
+    them."""
     print("\nwaiting for Redis to expire the short-lived keys of the full-speed runs", flush=True)
     time.sleep(SHORT_LIVED_KEYS_TTL)
     deadline = time.monotonic() + limit
@@ -266,64 +291,101 @@ def wait_for_expiry(redis_port: int, limit: float = 120.0) -> None:
         last = now
 
 
-def paced(
-    rows: list[tuple[Scenario, Measured]], wrk: str, cores: Cores, apps: dict[str, str],
-    seconds: float, rounds: int, redis_port: int,
-) -> list[Paced]:  # fmt: skip
-    """Both apps offered the same rate, half of what the protected one sustained: p99 then
-    compares like with like, which a closed loop at full speed does not. A p99 rests on its
-    slowest 1%, so it moves more from run to run than a rate: more rounds than at full speed,
+@dataclass(frozen=True)
+class AtRate:
+    """Runs one side of one path at a fixed arrival rate, and what that cost the app."""
+
+    openloop: Path
+    cores: Cores
+    apps: dict[str, str]
+    pids: dict[str, int]
+    redis_port: int
+
+    def run(
+        self, side: str, scenario: Scenario, rate: float, seconds: float, run_id: str
+    ) -> tuple[Result, float, float]:
+        """The result, the share of its core the app used, and the keys Redis expired a
+        second meanwhile."""
+        env = {
+            **dict(scenario.wrk_env),
+            "RUN_ID": f"{run_id}-{next(RUNS)}",
+            "ACCOUNT": scenario.account,
+        }
+        pid = self.pids[side]
+        cpu, expired = cpu_seconds(pid), redis_counters(self.redis_port)["expired"]
+        result = run_openloop(self.openloop, self.cores, self.apps[side], rate, seconds, env)
+        busy = (cpu_seconds(pid) - cpu) / seconds
+        return result, busy, (redis_counters(self.redis_port)["expired"] - expired) / seconds
+
+
+def same_load(
+    rows: list[tuple[Scenario, Measured]], at_rate: AtRate, loads: Sequence[float],
+    seconds: float, rounds: int,
+) -> list[SameLoad]:  # fmt: skip
+    """Both apps receive the same arrivals: requests due at a fixed rate, whatever either
+    answers, each latency counted from when it was due (benchmarks/openloop.c). A closed loop
+    offers a slower app less and hides its stalls; this compares p99s like with like. A p99
+    rests on its slowest 1%, so it moves more from run to run than a rate: several rounds,
     alternating which side goes first, and the ratio shown is the median of theirs."""
     out = []
     for scenario, m in rows:
-        rate = 0.5 * statistics.median(r.rps for r in m.protected)
-        pace = max(1, round(PACED_CONNECTIONS * 1000 / rate))
-        results: dict[str, list[Result]] = {"bare": [], "protected": []}
-        expired: list[float] = []
-        for round_ in range(rounds):
-            for side, url in in_turn(apps, round_):
-                load = Load(wrk, cores, url, scenario, PACED_CONNECTIONS, f"paced-{side}{round_}")
-                if side == "bare":
-                    results[side].append(load.run(seconds, {"PACE_MS": str(pace)}))
-                    continue
-                before = redis_counters(redis_port)["expired"]
-                results[side].append(load.run(seconds, {"PACE_MS": str(pace)}))
-                expired.append((redis_counters(redis_port)["expired"] - before) / seconds)
-        offered = PACED_CONNECTIONS * 1000 / pace
-        out.append(Paced(scenario, offered, results["bare"], results["protected"], expired))
+        full_speed = statistics.median(r.rps for r in m.protected)
+        for share in loads:
+            row = SameLoad(scenario, share, share * full_speed)
+            for round_ in range(rounds):
+                for side, _ in in_turn(at_rate.apps, round_):
+                    result, busy, expired = at_rate.run(
+                        side, scenario, row.rate, seconds, f"open-{side}{round_}"
+                    )
+                    getattr(row, side).append(result)
+                    row.busy[side].append(busy)
+                    if side == "protected":
+                        row.expired.append(expired)
+            out.append(row)
     return out
 
 
 @dataclass
-class Paced:
-    """One path's paced rounds, bare and protected, in the order they ran."""
+class SameLoad:
+    """One path at one arrival rate: its rounds, bare and protected, in the order they ran."""
 
     scenario: Scenario
-    offered: float
-    bare: list[Result]
-    protected: list[Result]
-    expired: list[float]  # keys Redis expired per second during each protected round
+    share: float  # of the protected app's full speed on this path
+    rate: float
+    bare: list[Result] = field(default_factory=list)
+    protected: list[Result] = field(default_factory=list)
+    busy: dict[str, list[float]] = field(default_factory=lambda: {"bare": [], "protected": []})
+    expired: list[float] = field(default_factory=list)  # keys expired/s, each protected round
 
     @property
     def p99_ratios(self) -> list[float]:
         return [p.p99_ms / b.p99_ms for b, p in zip(self.bare, self.protected, strict=True)]
 
 
-def print_paced(rows: list[Paced]) -> None:
+def print_same_load(rows: list[SameLoad]) -> None:
     rounds = len(rows[0].bare) if rows else 0
-    print(f"\nSame offered load ({PACED_CONNECTIONS} connections, each paced; {rounds} rounds):")
-    print(f"{'path':<32} {'offered':>8} {'served bare/fu':>15} {'p50 ms bare/fu':>15} "
-          f"{'p99 ms bare/fu':>15} {'p99 ratio':>9}  per round")  # fmt: skip
+    print(f"\nSame arrivals, open loop (a fixed rate to both apps; {rounds} rounds; medians):")
+    print(f"{'path':<32} {'req/s':>6} {'share':>5} {'app busy bare/fu':>16} "
+          f"{'p50 ms bare/fu':>14} {'p99 ms bare/fu':>14} {'p99.9 ms bare/fu':>16} "
+          f"{'p99 +us':>7} {'p99 ratio':>9}  per round")  # fmt: skip
     for row in rows:
         bare, prot = median_result(row.bare), median_result(row.protected)
+        busy_bare, busy_prot = (statistics.median(row.busy[side]) for side in SIDES)
+        added = (prot.p99_ms - bare.p99_ms) * 1000
         each = " ".join(f"{r:.2f}" for r in row.p99_ratios)
         each += "  expired/s " + " ".join(f"{e:.0f}" for e in row.expired)
         print(
-            f"{row.scenario.label:<32} {row.offered:>8.0f} {f'{bare.rps:.0f}/{prot.rps:.0f}':>15} "
-            f"{f'{bare.p50_ms:.2f}/{prot.p50_ms:.2f}':>15} "
-            f"{f'{bare.p99_ms:.2f}/{prot.p99_ms:.2f}':>15} "
+            f"{row.scenario.label:<32} {row.rate:>6.0f} {row.share:>5.0%} "
+            f"{f'{busy_bare:.0%}/{busy_prot:.0%}':>16} "
+            f"{f'{bare.p50_ms:.2f}/{prot.p50_ms:.2f}':>14} "
+            f"{f'{bare.p99_ms:.2f}/{prot.p99_ms:.2f}':>14} "
+            f"{f'{bare.p999_ms:.2f}/{prot.p999_ms:.2f}':>16} {added:>7.0f} "
             f"{statistics.median(row.p99_ratios):>9.2f}  {each}"
         )
+    print(
+        "share: the rate as a share of the protected app's full speed on the path above; app\n"
+        "busy: the share of its core each app used; p99 +us: what fairuse added to the p99."
+    )
 
 
 def median_result(results: list[Result]) -> Result:
@@ -332,6 +394,7 @@ def median_result(results: list[Result]) -> Result:
         rps=statistics.median(r.rps for r in results),
         p50_ms=statistics.median(r.p50_ms for r in results),
         p99_ms=statistics.median(r.p99_ms for r in results),
+        p999_ms=statistics.median(r.p999_ms for r in results),
         refused=int(statistics.median(r.refused for r in results)),
     )
 

@@ -1,8 +1,11 @@
-"""Load generators: wrk (C, light on its core) when present, else Locust headless."""
+"""Load generators: wrk (C, light on its core) when present, else Locust headless, for full
+speed; benchmarks/openloop.c, compiled here, for a fixed arrival rate."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -15,6 +18,8 @@ from pathlib import Path
 from .processes import ROOT, Cores
 
 WRK_SCRIPTS = ROOT / "benchmarks" / "wrk"
+OPENLOOP_SOURCE = ROOT / "benchmarks" / "openloop.c"
+OPENLOOP_CONNECTIONS = 64  # idle ones cost nothing; a stall of the app must not exhaust them
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -26,6 +31,7 @@ class Result:
     p99_ms: float
     refused: int  # responses other than 2xx/3xx (wrk only)
     sent: int = 0  # every request of the run, set-up included: the Redis figures' divisor
+    p999_ms: float = float("nan")  # open loop only
 
 
 def find_wrk(install: bool) -> str | None:
@@ -115,4 +121,53 @@ def _locust(
         p50_ms=float(row["50%"]),
         p99_ms=float(row["99%"]),
         refused=-1,
+    )
+
+
+def build_openloop() -> Path | None:
+    """benchmarks/openloop.c compiled once per version of its source (build/openloop-HASH);
+    None where this machine has no C compiler."""
+    compiler = shutil.which(os.environ.get("CC", "cc"))
+    if compiler is None or not sys.platform.startswith("linux"):  # epoll and timerfd
+        return None
+    digest = hashlib.sha1(OPENLOOP_SOURCE.read_bytes()).hexdigest()[:12]
+    binary = ROOT / "build" / f"openloop-{digest}"
+    if not binary.exists():
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        partial = binary.with_suffix(".partial")
+        argv = [compiler, "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(partial)]
+        done = subprocess.run([*argv, str(OPENLOOP_SOURCE)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"compiling {OPENLOOP_SOURCE} failed:\n{done.stderr}")
+        partial.replace(binary)
+    return binary
+
+
+def run_openloop(
+    binary: Path, cores: Cores, url: str, rate: float, seconds: float, env: dict[str, str]
+) -> Result:
+    """`rate` requests a second for `seconds`, each latency counted from when it was due."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    argv = [str(binary), host, port, f"{rate:.3f}", f"{seconds:g}", str(OPENLOOP_CONNECTIONS)]
+    done = subprocess.run(
+        cores.pin(cores.load, argv), capture_output=True, text=True, check=False,
+        env={**os.environ, **env}, timeout=seconds + 60,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"openloop failed: {done.stderr.strip()}")
+    return parse_openloop(done.stdout)
+
+
+def parse_openloop(text: str) -> Result:
+    figures = json.loads(text)
+    if figures["unanswered"]:
+        raise RuntimeError(f"openloop: requests went unanswered: {text.strip()}")
+    return Result(
+        sent=figures["sent"],
+        requests=figures["completed"],
+        rps=figures["rate"],
+        p50_ms=figures["p50_ms"],
+        p99_ms=figures["p99_ms"],
+        p999_ms=figures["p999_ms"],
+        refused=figures["non2xx"],
     )

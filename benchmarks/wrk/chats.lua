@@ -3,7 +3,8 @@
 --   ACCOUNT, WORKSPACE   one fixed tenant; when ACCOUNT is empty, ACCOUNTS tenants instead,
 --                        ACCOUNT_PREFIX .. i (each its own workspace), chosen by the chat
 --   CHATS, CHAT_PREFIX   cycle over CHATS chat ids; 0: a never-seen chat id every request
---   RUN_ID               keeps never-seen chat ids fresh across runs; PACE_MS paces requests
+--   RUN_ID               keeps never-seen chat ids fresh across runs
+-- benchmarks/openloop.c sends the same requests from the same variables: keep the two in step.
 local plan = os.getenv("PLAN") or "unlimited"
 local account = os.getenv("ACCOUNT") or ""
 local workspace = os.getenv("WORKSPACE") or account
@@ -36,9 +37,4 @@ request = function()
     wrk.headers["X-Workspace-ID"] = tenant
   end
   return wrk.format(nil, "/v1/chats/" .. id .. "/messages")
-end
-
-local pace = tonumber(os.getenv("PACE_MS") or "0")
-if pace > 0 then
-  delay = function() return pace end
 end
