@@ -55,13 +55,19 @@ def run_wrk(
         wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
         "-s", str(WRK_SCRIPTS / script), url,
     ]  # fmt: skip
+    return parse_wrk(on_load_core(cores, argv, env, seconds))
+
+
+def on_load_core(cores: Cores, argv: list[str], env: dict[str, str], seconds: float) -> str:
+    """A load generator's run on the load core; its output, or an error with what it said."""
     done = subprocess.run(
         cores.pin(cores.load, argv), capture_output=True, text=True, check=False,
         env={**os.environ, **env}, timeout=seconds + 60,
     )  # fmt: skip
     if done.returncode != 0:
-        raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
-    return parse_wrk(done.stdout)
+        name = Path(argv[0]).name
+        raise RuntimeError(f"{name} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
 
 
 def parse_wrk(text: str) -> Result:
@@ -149,13 +155,7 @@ def run_openloop(
     """`rate` requests a second for `seconds`, each latency counted from when it was due."""
     host, _, port = url.removeprefix("http://").partition(":")
     argv = [str(binary), host, port, f"{rate:.3f}", f"{seconds:g}", str(OPENLOOP_CONNECTIONS)]
-    done = subprocess.run(
-        cores.pin(cores.load, argv), capture_output=True, text=True, check=False,
-        env={**os.environ, **env}, timeout=seconds + 60,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"openloop failed: {done.stderr.strip()}")
-    return parse_openloop(done.stdout)
+    return parse_openloop(on_load_core(cores, argv, env, seconds))
 
 
 def parse_openloop(text: str) -> Result:
