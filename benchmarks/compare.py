@@ -180,15 +180,24 @@ class Load:
     connections: int
     run_id: str
 
-    def run(self, seconds: float, extra: dict[str, str] | None = None) -> Result:
-        run_id = f"{self.run_id}-{next(RUNS)}"  # new chat ids are new in every run
-        env = {"RUN_ID": run_id, "ACCOUNT": self.scenario.account, **(extra or {})}
+    def run(self, seconds: float) -> Result:
         if self.wrk is not None:
-            env = {**dict(self.scenario.wrk_env), **env}
+            env = chats_env(self.scenario, self.run_id)
             script = "chats.lua"
             return run_wrk(self.wrk, self.cores, self.url, script, seconds, self.connections, env)
         users = min(self.connections, 16)
+        env = fresh_run(self.scenario, self.run_id)
         return run_locust(self.cores, self.url, self.scenario.locust_user, seconds, users, env)
+
+
+def fresh_run(scenario: Scenario, run_id: str) -> dict[str, str]:
+    """A run id new in every run (so that new chat ids are new), and the refused tenant."""
+    return {"RUN_ID": f"{run_id}-{next(RUNS)}", "ACCOUNT": scenario.account}
+
+
+def chats_env(scenario: Scenario, run_id: str) -> dict[str, str]:
+    """The path's requests for benchmarks/wrk/chats.lua and benchmarks/openloop.c."""
+    return {**dict(scenario.wrk_env), **fresh_run(scenario, run_id)}
 
 
 def per_request_us(pid: int, before: float, result: Result) -> float:
@@ -306,11 +315,7 @@ class AtRate:
     ) -> tuple[Result, float, float]:
         """The result, the share of its core the app used, and the keys Redis expired a
         second meanwhile."""
-        env = {
-            **dict(scenario.wrk_env),
-            "RUN_ID": f"{run_id}-{next(RUNS)}",
-            "ACCOUNT": scenario.account,
-        }
+        env = chats_env(scenario, run_id)
         pid = self.pids[side]
         cpu, expired = cpu_seconds(pid), redis_counters(self.redis_port)["expired"]
         result = run_openloop(self.openloop, self.cores, self.apps[side], rate, seconds, env)
