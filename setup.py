@@ -8,8 +8,26 @@ request runs through; their type hints are what mypyc compiles from, so they sta
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.build_py import build_py  # type: ignore[import-untyped]
+
+POLICY = Path(__file__).resolve().parent / "plans.toml"
+
+
+class BuildPyWithPolicy(build_py):  # type: ignore[misc]  # untyped base
+    """Ships the project's plans.toml inside the `middleware` package, so that `fairuse demo`,
+    `check` and the admin commands installed from a wheel find the default policy without a
+    checkout. The file stays at the project's root, the one place where plans are edited."""
+
+    def run(self) -> None:
+        super().run()
+        # An editable install runs the checkout, which has the file; a partial copy may not.
+        if not getattr(self, "editable_mode", False) and POLICY.exists():
+            shutil.copyfile(POLICY, Path(self.build_lib) / "middleware" / "plans.toml")
+
 
 HOT_PATH = [
     "ratelimit/answer.py",
@@ -34,4 +52,4 @@ if os.environ.get("FAIRUSE_COMPILE") == "1":
 
     ext_modules = mypycify(HOT_PATH, opt_level="3", group_name="fairuse_compiled")
 
-setup(ext_modules=ext_modules)
+setup(ext_modules=ext_modules, cmdclass={"build_py": BuildPyWithPolicy})

@@ -13,7 +13,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check", help="validate a plans file and print its plans")
-    check.add_argument("path", nargs="?", default="plans.toml")
+    check.add_argument("path", nargs="?", default=str(_default_plans()))
 
     demo = commands.add_parser("demo", help="serve the demo chatbot API behind fairuse")
     demo.add_argument("--host", default="127.0.0.1")
@@ -35,8 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _default_plans() -> Path:
-    here = Path("plans.toml")
-    return here if here.exists() else Path(__file__).resolve().parent.parent / "plans.toml"
+    """./plans.toml, else the shipped policy: the copy a wheel carries in this package
+    (setup.py), or the project's own file in a checkout."""
+    package = Path(__file__).resolve().parent
+    for candidate in (Path("plans.toml"), package / "plans.toml", package.parent / "plans.toml"):
+        if candidate.exists():
+            return candidate
+    return Path("plans.toml")  # named in the error that follows
 
 
 def _demo(host: str, port: int, plans: str, storage: str) -> int:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -69,3 +71,37 @@ def test_demo_prints_its_url_when_ready_and_serves():
         demo.wait(timeout=10)
         if demo.stdout is not None:
             demo.stdout.close()
+
+
+def test_an_installed_wheel_finds_the_shipped_policy_anywhere(tmp_path: Path):
+    """Installed from a wheel there is no checkout: the default plans.toml must travel in it."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("ratelimit", "middleware"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.py", "pyproject.toml", "plans.toml", "MANIFEST.in", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    env = {k: v for k, v in os.environ.items() if k != "FAIRUSE_COMPILE"}  # plain Python here
+    wheels = tmp_path / "wheels"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--quiet", "-w", str(wheels), str(source)],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    site = tmp_path / "site"
+    (wheel,) = wheels.glob("fairuse-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    assert (site / "middleware" / "plans.toml").read_bytes() == (ROOT / "plans.toml").read_bytes()
+    elsewhere = tmp_path / "elsewhere"  # no plans.toml here, and no checkout above
+    elsewhere.mkdir()
+    script = "import middleware.cli as c; print(c.__file__); raise SystemExit(c.main())"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "check"],
+        cwd=elsewhere, capture_output=True, text=True, env={**env, "PYTHONPATH": str(site)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == str(site / "middleware" / "cli.py")
+    for plan in ("sandbox", "pro", "unlimited", "ltd"):
+        assert plan in done.stdout
