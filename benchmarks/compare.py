@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .loadgen import Result, build_openloop, find_wrk, run_locust, run_openloop, run_wrk
+from .machine import memory_sampling, stolen_seconds
 from .processes import (
     Cores,
     Running,
@@ -48,6 +49,7 @@ class Measured:
     redis: list[dict[str, float]]
     cpu: dict[str, list[float]]  # app CPU microseconds per request, per side
     busy: dict[str, list[float]]  # the share of its core each app used, per side
+    steal: list[float] = field(default_factory=list)  # seconds the host took, each run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fairuse benchmark: {tool}; {pinning if cores.app else 'no CPU pinning'}")
         transport = "its unix socket" if args.redis == "unix" else "loopback TCP"
         print(f"fairuse build: {build}; the protected app reaches Redis over {transport}")
+        if note := memory_sampling():
+            print(note)
         print(f"{args.rounds} round(s) of {args.seconds:g} s per side and path; medians shown\n")
         rows = []
         for scenario in scenarios:
@@ -130,15 +134,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if not args.smoke:  # warm-up: sessions exist, caches are filled
                         load.run(min(args.seconds, 3.0))
                     pid = running.pids[side]
-                    cpu = cpu_seconds(pid)
+                    cpu, stolen = cpu_seconds(pid), stolen_seconds()
                     if side == "bare":
                         measured.bare.append(result := load.run(args.seconds))
+                        measured.steal.append(stolen_seconds() - stolen)
                         measured.cpu[side].append(per_request_us(pid, cpu, result))
                         measured.busy[side].append((cpu_seconds(pid) - cpu) / args.seconds)
                         continue
                     before = redis_counters(redis_port)
                     result = load.run(args.seconds)
                     after = redis_counters(redis_port)
+                    measured.steal.append(stolen_seconds() - stolen)
                     measured.cpu[side].append(per_request_us(pid, cpu, result))
                     measured.busy[side].append((cpu_seconds(pid) - cpu) / args.seconds)
                     measured.protected.append(result)
@@ -223,7 +229,7 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
         f"{'p50 ms bare/fu':>14} {'p99 ms bare/fu':>14} {'refused':>7}  "
         f"{'redis cmds':>10} {'EVALSHA':>7} {'trips':>6} {'Redis CPU us':>12} "
         f"{'app CPU us bare/fu':>18} "
-        f"{'CPU ratio':>9} {'app busy bare/fu':>16}"
+        f"{'CPU ratio':>9} {'app busy bare/fu':>16} {'steal ms':>8}"
     )
     print(head)
     summary = []
@@ -247,7 +253,7 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
             f"{redis['commands']:>10.2f} {redis['evalsha']:>7.2f} {redis['round_trips']:>6.2f} "
             f"{redis['redis_cpu_us']:>12.1f} "
             f"{f'{cpu_bare:.0f}/{cpu_prot:.0f}':>18} {cpu_bare / cpu_prot:>9.2f} "
-            f"{f'{busy_bare:.0%}/{busy_prot:.0%}':>16}"
+            f"{f'{busy_bare:.0%}/{busy_prot:.0%}':>16} {sum(m.steal) * 1000:>8.0f}"
         )
         summary.append(
             {"path": label, "ratio": round(ratio, 3), "cpu_ratio": round(cpu_bare / cpu_prot, 3)}
@@ -262,7 +268,8 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
         "and app CPU are per request; CPU ratio is\n"
         "bare CPU / protected CPU per request, the throughput ratio once the app's core is the\n"
         "only bottleneck; app busy is the share of its core each app used (near 100%: the load\n"
-        "was enough to measure its throughput)."
+        "was enough to measure its throughput); steal: the CPU time the host took from this VM\n"
+        "during the path's measured runs (/proc/stat), which shows in their p99."
     )
     print("\n" + json.dumps(summary))
 
@@ -339,9 +346,11 @@ def same_load(
             row = SameLoad(scenario, share, share * full_speed)
             for round_ in range(rounds):
                 for side, _ in in_turn(at_rate.apps, round_):
+                    stolen = stolen_seconds()
                     result, busy, expired = at_rate.run(
                         side, scenario, row.rate, seconds, f"open-{side}{round_}"
                     )
+                    row.steal[side].append(stolen_seconds() - stolen)
                     getattr(row, side).append(result)
                     row.busy[side].append(busy)
                     if side == "protected":
@@ -361,6 +370,7 @@ class SameLoad:
     protected: list[Result] = field(default_factory=list)
     busy: dict[str, list[float]] = field(default_factory=lambda: {"bare": [], "protected": []})
     expired: list[float] = field(default_factory=list)  # keys expired/s, each protected round
+    steal: dict[str, list[float]] = field(default_factory=lambda: {"bare": [], "protected": []})
 
     @property
     def p99_ratios(self) -> list[float]:
@@ -379,6 +389,8 @@ def print_same_load(rows: list[SameLoad]) -> None:
         added = (prot.p99_ms - bare.p99_ms) * 1000
         each = " ".join(f"{r:.2f}" for r in row.p99_ratios)
         each += "  expired/s " + " ".join(f"{e:.0f}" for e in row.expired)
+        stolen = zip(row.steal["bare"], row.steal["protected"], strict=True)
+        each += "  steal ms " + " ".join(f"{b * 1000:.0f}/{p * 1000:.0f}" for b, p in stolen)
         print(
             f"{row.scenario.label:<32} {row.rate:>6.0f} {row.share:>5.0%} "
             f"{f'{busy_bare:.0%}/{busy_prot:.0%}':>16} "
@@ -389,7 +401,8 @@ def print_same_load(rows: list[SameLoad]) -> None:
         )
     print(
         "share: the rate as a share of the protected app's full speed on the path above; app\n"
-        "busy: the share of its core each app used; p99 +us: what fairuse added to the p99."
+        "busy: the share of its core each app used; p99 +us: what fairuse added to the p99;\n"
+        "steal: the CPU time the host took from this VM in each round, bare/protected."
     )
 
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from benchmarks.loadgen import build_openloop
+from benchmarks.machine import memory_sampling
 
 from .conftest import ROOT
 
@@ -47,6 +48,8 @@ def test_compare_smoke_prints_the_table(build: str, redis: str):
     denied = next(row for row in out.splitlines() if row.startswith("deny:"))
     assert "100%" in denied or "n/a" in denied  # wrk counts the 429s; Locust does not say
     assert f"reaches Redis over {'its unix socket' if redis == 'unix' else 'loopback TCP'}" in out
+    note = memory_sampling()  # the machine's own stalls, named when present
+    assert (note in out) if note else ("DAMON" not in out)
     if build_openloop() is None:
         assert "no C compiler here" in out
         return
