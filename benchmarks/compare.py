@@ -90,7 +90,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="tcp",
         help="how the protected app reaches Redis: loopback TCP, or Redis's unix socket",
     )
+    parser.add_argument(
+        "--reply-ms",
+        type=float,
+        default=0.0,
+        help="both apps wait this long before each chat reply, as for a model call "
+        "(FAIRUSE_DEMO_REPLY_MS); 0, the default, answers at once: the hardest case for a ratio",
+    )
     args = parser.parse_args(argv)
+    if not 0 <= args.reply_ms <= 60_000:
+        parser.error("--reply-ms must be from 0 to 60000")
     scenarios = tuple(s for s in SCENARIOS if args.only in s.label)
     if not scenarios:
         parser.error(f"no path matches {args.only!r}")
@@ -108,9 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         storage = f"redis://127.0.0.1:{redis_port}/0"
         if args.redis == "unix":
             storage = f"redis+unix://{redis_socket(running)}?db=0"
-        protected = {"FAIRUSE_STORAGE": storage}
+        both = {"FAIRUSE_DEMO_REPLY_MS": f"{args.reply_ms:g}"}
+        protected = {**both, "FAIRUSE_STORAGE": storage}
         apps = {
-            "bare": start_app(running, cores, "bare", {"FAIRUSE_BARE": "1"}),
+            "bare": start_app(running, cores, "bare", {**both, "FAIRUSE_BARE": "1"}),
             "protected": start_app(running, cores, "protected", protected, root),
         }
         spend_sandbox_sessions(apps["protected"], SPENT)
@@ -120,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fairuse benchmark: {tool}; {pinning if cores.app else 'no CPU pinning'}")
         transport = "its unix socket" if args.redis == "unix" else "loopback TCP"
         print(f"fairuse build: {build}; the protected app reaches Redis over {transport}")
+        if args.reply_ms:
+            print(f"each chat reply waits {args.reply_ms:g} ms in both apps (--reply-ms)")
         if note := memory_sampling():
             print(note)
         print(f"{args.rounds} round(s) of {args.seconds:g} s per side and path; medians shown\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import itertools
@@ -116,13 +117,27 @@ def _bad_request(detail: str) -> JSONResponse:
     return JSONResponse(body, status_code=400, media_type="application/problem+json")
 
 
-ROUTES = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/v1/chats/{chat_id}/messages", chat_message, methods=["POST"]),
-    Route("/v1/tickets", create_ticket, methods=["POST"]),
-    Route("/v1/files", upload_files, methods=["POST"]),
-    Route("/v1/usage", usage, methods=["GET"]),
-]
+def routes(reply_wait: float = 0.0) -> list[Route]:
+    """The API's routes; with `reply_wait` (seconds) a chat message waits that long before its
+    reply, as a real chatbot waits on its model: the benchmarks' stand-in for an app whose own
+    work takes longer than an echo, so that what fairuse adds can be read against it."""
+    chat = chat_message
+    if reply_wait > 0:
+
+        async def chat(request: Request) -> JSONResponse:
+            await asyncio.sleep(reply_wait)
+            return await chat_message(request)
+
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/v1/chats/{chat_id}/messages", chat, methods=["POST"]),
+        Route("/v1/tickets", create_ticket, methods=["POST"]),
+        Route("/v1/files", upload_files, methods=["POST"]),
+        Route("/v1/usage", usage, methods=["GET"]),
+    ]
+
+
+ROUTES = routes()
 
 
 YOUNG_GC_THRESHOLD = 10_000  # Python's default is 700
@@ -149,10 +164,10 @@ async def gc_tuned_after_startup(app: Starlette) -> AsyncIterator[None]:
     yield
 
 
-def create_bare_app(*, tune_gc_after_startup: bool = False) -> Starlette:
+def create_bare_app(*, tune_gc_after_startup: bool = False, reply_wait: float = 0.0) -> Starlette:
     """The chatbot API with no limits at all: the benchmarks' baseline."""
     lifespan = gc_tuned_after_startup if tune_gc_after_startup else None
-    return Starlette(routes=ROUTES, lifespan=lifespan)
+    return Starlette(routes=routes(reply_wait), lifespan=lifespan)
 
 
 def create_app(
@@ -163,6 +178,7 @@ def create_app(
     legacy_headers: bool = False,
     on_event: EventCallback | None = None,
     tune_gc_after_startup: bool = False,
+    reply_wait: float = 0.0,
 ) -> Starlette:
     middleware = [
         Middleware(
@@ -175,17 +191,32 @@ def create_app(
         )
     ]
     lifespan = gc_tuned_after_startup if tune_gc_after_startup else None
-    return Starlette(routes=ROUTES, middleware=middleware, lifespan=lifespan)
+    return Starlette(routes=routes(reply_wait), middleware=middleware, lifespan=lifespan)
 
 
 def app_from_env() -> Starlette:
     """For `uvicorn --factory middleware.demo:app_from_env` (workers, benchmarks);
-    FAIRUSE_GC_TUNING=0 leaves the collector as Python sets it (`gc_tuned_after_startup`)."""
+    FAIRUSE_GC_TUNING=0 leaves the collector as Python sets it (`gc_tuned_after_startup`);
+    FAIRUSE_DEMO_REPLY_MS makes each chat message wait that long before its reply (`routes`)."""
     tune = os.environ.get("FAIRUSE_GC_TUNING", "1") != "0"
+    wait = _reply_wait(os.environ.get("FAIRUSE_DEMO_REPLY_MS", "0"))
     if os.environ.get("FAIRUSE_BARE"):
-        return create_bare_app(tune_gc_after_startup=tune)
+        return create_bare_app(tune_gc_after_startup=tune, reply_wait=wait)
     return create_app(
         os.environ.get("FAIRUSE_PLANS", "plans.toml"),
         os.environ.get("FAIRUSE_STORAGE", "memory://"),
         tune_gc_after_startup=tune,
+        reply_wait=wait,
     )
+
+
+def _reply_wait(milliseconds: str) -> float:
+    try:
+        wait = float(milliseconds)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= 60_000:  # also refuses nan
+        raise ValueError(
+            f"FAIRUSE_DEMO_REPLY_MS must be milliseconds from 0 to 60000, got {milliseconds!r}"
+        )
+    return wait / 1000

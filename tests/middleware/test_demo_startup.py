@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 
@@ -77,3 +79,37 @@ async def test_the_uvicorn_factory_tunes_the_collector_unless_told_not_to(
     frozen, young = await tuning_once_started(app_from_env())
     assert (frozen > 0) is tuned
     assert (young == YOUNG_GC_THRESHOLD) is tuned
+
+
+@pytest.mark.parametrize("bare_app", [True, False])
+async def test_the_factory_can_make_chat_replies_wait(
+    bare_app: bool, monkeypatch: pytest.MonkeyPatch, untuned: None
+):
+    """FAIRUSE_DEMO_REPLY_MS: the benchmarks' stand-in for an app that waits on a model."""
+    if bare_app:
+        monkeypatch.setenv("FAIRUSE_BARE", "1")
+    else:
+        monkeypatch.delenv("FAIRUSE_BARE", raising=False)
+    monkeypatch.setenv("FAIRUSE_GC_TUNING", "0")
+    monkeypatch.setenv("FAIRUSE_PLANS", str(ROOT / "plans.toml"))
+    monkeypatch.setenv("FAIRUSE_DEMO_REPLY_MS", "150")
+    transport = httpx.ASGITransport(app=app_from_env())
+    who = {"X-Account-ID": "a", "X-Workspace-ID": "w", "X-Plan": "pro"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+        started = time.monotonic()
+        reply = await client.post("/v1/chats/c1/messages", json={"text": "hi"}, headers=who)
+        waited = time.monotonic() - started
+        assert reply.json() == {"chat_id": "c1", "reply": "You said: hi"}
+        assert waited >= 0.15
+        assert (await client.get("/healthz")).status_code == 200  # other routes as before
+
+
+@pytest.mark.parametrize("setting", ["soon", "-1", "nan", "60001"])
+def test_a_bad_reply_wait_is_named(setting: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("FAIRUSE_BARE", "1")
+    monkeypatch.setenv("FAIRUSE_DEMO_REPLY_MS", setting)
+    with pytest.raises(
+        ValueError,
+        match=f"FAIRUSE_DEMO_REPLY_MS must be milliseconds from 0 to 60000, got '{setting}'",
+    ):
+        app_from_env()
