@@ -270,6 +270,7 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
         summary.append(
             {"path": label, "ratio": round(ratio, 3), "cpu_ratio": round(cpu_bare / cpu_prot, 3)}
             | redis
+            | {"steal_ms": round(sum(m.steal) * 1000)}
         )
     for scenario, m in rows:  # an allow path that ran out of quota measured refusals instead
         share = sum(r.refused for r in m.protected) / max(1, sum(r.requests for r in m.protected))
@@ -281,7 +282,7 @@ def print_table(rows: list[tuple[Scenario, Measured]]) -> None:
         "bare CPU / protected CPU per request, the throughput ratio once the app's core is the\n"
         "only bottleneck; app busy is the share of its core each app used (near 100%: the load\n"
         "was enough to measure its throughput); steal: the CPU time the host took from this VM\n"
-        "during the path's measured runs (/proc/stat), which shows in their p99."
+        "during the path's measured runs (/proc/stat), which can show in their p99."
     )
     print("\n" + json.dumps(summary))
 
