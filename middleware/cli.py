@@ -11,19 +11,20 @@ from pathlib import Path
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fairuse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    plans = _default_plans()
 
     check = commands.add_parser("check", help="validate a plans file and print its plans")
-    check.add_argument("path", nargs="?", default=str(_default_plans()))
+    check.add_argument("path", nargs="?", default=str(plans))
 
     demo = commands.add_parser("demo", help="serve the demo chatbot API behind fairuse")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--plans", default=str(_default_plans()))
+    demo.add_argument("--plans", default=str(plans))
     demo.add_argument("--storage", default="memory://")
 
     from . import admin_cli
 
-    admin_cli.add_commands(commands, _default_plans())
+    admin_cli.add_commands(commands, plans)
     args = parser.parse_args(argv)
     if args.command in admin_cli.COMMANDS:
         return admin_cli.run(args)
