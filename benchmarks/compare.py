@@ -147,20 +147,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         load.run(min(args.seconds, 3.0))
                     pid = running.pids[side]
                     cpu, stolen = cpu_seconds(pid), stolen_seconds()
-                    if side == "bare":
-                        measured.bare.append(result := load.run(args.seconds))
-                        measured.steal.append(stolen_seconds() - stolen)
-                        measured.cpu[side].append(per_request_us(pid, cpu, result))
-                        measured.busy[side].append((cpu_seconds(pid) - cpu) / args.seconds)
-                        continue
                     before = redis_counters(redis_port)
                     result = load.run(args.seconds)
                     after = redis_counters(redis_port)
                     measured.steal.append(stolen_seconds() - stolen)
                     measured.cpu[side].append(per_request_us(pid, cpu, result))
                     measured.busy[side].append((cpu_seconds(pid) - cpu) / args.seconds)
-                    measured.protected.append(result)
-                    measured.redis.append(per_request(before, after, result.sent))
+                    getattr(measured, side).append(result)
+                    if side == "protected":  # the bare app sends Redis nothing
+                        measured.redis.append(per_request(before, after, result.sent))
             rows.append((scenario, measured))
         print_table(rows)
         openloop = build_openloop()
