@@ -50,7 +50,8 @@ async def create_ticket(request: Request) -> JSONResponse:
 
 
 async def upload_files(request: Request) -> JSONResponse:
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    kind, _ = parse_options_header(request.headers.get("content-type", ""))
+    if kind != b"multipart/form-data":  # as Request.form() and the upload guard read it
         size = 0  # a raw body (application/octet-stream, ...) is one file
         async for chunk in request.stream():
             size += len(chunk)

@@ -96,8 +96,8 @@ class MultipartMeter(BodyMeter):
         self.ended = False
         self._header_bytes = 0
         self._header_name = b""
-        self._disposition = b""
-        self._in_disposition = False
+        self._value = b""  # the Content-Disposition header being read
+        self._disposition: bytes | None = None  # the part's Content-Disposition, once read
         self._file: tuple[str, str] | None = None  # (field, filename) of the part being read
         self._size = 0
         callbacks: MultipartCallbacks = {
@@ -133,7 +133,7 @@ class MultipartMeter(BodyMeter):
         if self.parts > self.max_parts:
             raise Malformed(f"The upload has more than {self.max_parts:,} parts.")
         self._header_bytes = 0
-        self._disposition = b""
+        self._disposition = None
         self._file = None
         self._size = 0
 
@@ -144,9 +144,14 @@ class MultipartMeter(BodyMeter):
     def _on_header_value(self, data: bytes, start: int, end: int) -> None:
         self._count_header(end - start)
         if self._header_name.lower() == b"content-disposition":
-            self._disposition += data[start:end]
+            self._value += data[start:end]
 
     def _on_header_end(self) -> None:
+        if self._header_name.lower() == b"content-disposition":
+            if self._disposition is not None:  # form parsers differ on which one counts
+                raise Malformed(f"Part {self.parts} has more than one Content-Disposition header.")
+            self._disposition = self._value
+            self._value = b""
         self._header_name = b""
 
     def _count_header(self, size: int) -> None:
@@ -157,7 +162,7 @@ class MultipartMeter(BodyMeter):
             )
 
     def _on_headers_finished(self) -> None:
-        _, options = parse_options_header(self._disposition)
+        _, options = parse_options_header(self._disposition or b"")
         if b"name" not in options:
             raise Malformed(f'Part {self.parts} has no Content-Disposition header with a "name".')
         if b"filename" in options:
@@ -185,6 +190,13 @@ def decode(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+SINGLE_HEADERS = {
+    b"content-type": "Content-Type",
+    b"content-length": "Content-Length",
+    b"content-disposition": "Content-Disposition",
+}
+
+
 def meter_for(
     caps: Caps,
     headers: list[tuple[bytes, bytes]],
@@ -196,15 +208,16 @@ def meter_for(
     """The meter for a request. Raises at once, before any body is read, when the
     Content-Length already breaks a cap or a multipart body names no usable boundary.
     """
-    content_type = disposition = b""
-    length: int | None = None
+    found: dict[bytes, bytes] = {}
     for name, value in headers:
-        if name == b"content-type":
-            content_type = value
-        elif name == b"content-length" and value.isdigit():
-            length = int(value)
-        elif name == b"content-disposition":
-            disposition = value
+        if name in SINGLE_HEADERS:
+            if name in found:  # which one a framework reads differs: refuse, don't guess
+                raise Malformed(f"The {SINGLE_HEADERS[name]} header is sent more than once.")
+            found[name] = value
+    content_type = found.get(b"content-type", b"")
+    disposition = found.get(b"content-disposition", b"")
+    raw_length = found.get(b"content-length", b"")
+    length = int(raw_length) if raw_length.isdigit() and len(raw_length) < 20 else None
     if length is not None and caps.body is not None and length > caps.body:
         raise BodyTooLarge()
     kind, options = parse_options_header(content_type)

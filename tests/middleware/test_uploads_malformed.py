@@ -86,6 +86,11 @@ END = f"--{B}--\r\n".encode()
             part(FILE + "\r\nX-Long: " + "p" * 20_000) + END,
             "The headers of part 1 are larger than 8,192 bytes.",
         ),
+        (  # Starlette reads the last one, so the first must not hide the filename from us
+            MULTIPART["Content-Type"],
+            part('Content-Disposition: form-data; name="a"; x="\r\n' + FILE + '"') + END,
+            "Part 1 has more than one Content-Disposition header.",
+        ),
     ],
     ids=[
         "no-boundary",
@@ -96,6 +101,7 @@ END = f"--{B}--\r\n".encode()
         "no-name",
         "part-headers-too-large",
         "one-header-too-large",
+        "two-dispositions",
     ],
 )
 def test_malformed_multipart_is_a_400(uploads: Served, content_type, content, detail):
@@ -215,3 +221,32 @@ def test_upload_options_must_be_positive():
         UploadOptions(max_parts=0)
     with pytest.raises(ValueError, match="every limit must be positive"):
         UploadOptions(idle_timeout=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "second"),
+    [
+        ("Content-Type", "application/octet-stream", MULTIPART["Content-Type"]),
+        ("Content-Type", MULTIPART["Content-Type"], "application/octet-stream"),
+        ("Content-Disposition", 'attachment; filename="a.bin"', 'attachment; filename="b.bin"'),
+    ],
+)
+def test_a_body_header_sent_twice_is_refused(uploads: Served, name: str, first: str, second: str):
+    """Frameworks differ on which copy they read: a 6 MB field must not pass as a raw file."""
+    content = part('Content-Disposition: form-data; name="note"', b"n" * 200_000) + END
+    sent = [*who("basic").items(), (name, first), (name, second)]
+    if name != "Content-Type":
+        sent.append(("Content-Type", "application/octet-stream"))
+    response = uploads.client.post("/v1/files", content=content, headers=sent)
+    assert refused(response) == f"The {name} header is sent more than once."
+    assert uploads.errors == []
+
+
+def test_the_media_type_is_read_whatever_its_case(uploads: Served):
+    """Multipart/Form-Data is multipart to the guard and the app alike (RFC 9110: no case)."""
+    mixed_case = "Multipart/Form-Data; boundary=" + BOUNDARY
+    too_large = post(uploads, body_of([("f", "f.bin", 120_000)]), mixed_case)
+    assert "larger than 100 KB" in refused(too_large, 413)
+    accepted = post(uploads, body_of([("f", "f.bin", 1_000)]), mixed_case)
+    assert accepted.json() == {"files": [{"field": "f", "filename": "f.bin", "size": 1_000}]}
+    assert uploads.errors == []
