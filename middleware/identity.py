@@ -27,7 +27,7 @@ class IdentityError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class IdentityHeaders:
-    """Header names set by the gateway or auth layer in front of the app (lower-case)."""
+    """Header names set by the gateway or auth layer in front of the app (any case)."""
 
     account: str = "x-account-id"
     workspace: str = "x-workspace-id"
@@ -36,7 +36,7 @@ class IdentityHeaders:
 
 
 def check_identifier(field: str, value: str | None) -> str:
-    """Refuse ids that are missing, empty, over 128 characters or carry control characters."""
+    """Refuse ids that are missing, empty, over 128 characters or carry unprintable characters."""
     if value is None:
         raise IdentityError(field, f"The {field} is missing.")
     if value == "":
@@ -44,8 +44,31 @@ def check_identifier(field: str, value: str | None) -> str:
     if len(value) > MAX_ID_LENGTH:
         raise IdentityError(field, f"The {field} is longer than {MAX_ID_LENGTH} characters.")
     if not value.isprintable():
-        raise IdentityError(field, f"The {field} contains control characters.")
+        raise IdentityError(field, f"The {field} contains a control or invisible character.")
     return value
+
+
+def header_text(field: str, value: bytes) -> str:
+    """A header value as text: UTF-8, as clients send non-ASCII ids; anything else is refused
+    rather than guessed at, so that two spellings of one name never become two tenants' keys.
+    """
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IdentityError(field, f"The {field} is not valid UTF-8.") from None
+
+
+def only_header(field: str, headers: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
+    """The one value of header `wanted` (lower-case), or None; sent twice, it is refused: a
+    gateway that appended its value after the client's would otherwise let the client choose.
+    """
+    found: bytes | None = None
+    for name, value in headers:
+        if name == wanted or (not name.islower() and name.lower() == wanted):
+            if found is not None:
+                raise IdentityError(field, f"The {field} header is sent more than once.")
+            found = value
+    return None if found is None else header_text(field, found)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # may be subclassed, compiled or not
@@ -58,11 +81,11 @@ class HeaderIdentity:
 
     def __init__(self, names: IdentityHeaders = IdentityHeaders()) -> None:
         self.names = names
-        self._wanted = {
-            names.account.encode("latin-1"): "account",
-            names.workspace.encode("latin-1"): "workspace",
-            names.plan.encode("latin-1"): "plan",
-            names.user.encode("latin-1"): "user",
+        self._wanted = {  # ASGI servers send names in lower case
+            names.account.lower().encode("latin-1"): "account",
+            names.workspace.lower().encode("latin-1"): "workspace",
+            names.plan.lower().encode("latin-1"): "plan",
+            names.user.lower().encode("latin-1"): "user",
         }
 
     def __call__(self, scope: Scope) -> Identity:
@@ -76,8 +99,9 @@ class HeaderIdentity:
                 field = wanted.get(name.lower())
                 if field is None:
                     continue
-            if field not in found:
-                found[field] = value.decode("latin-1")
+            if field in found:
+                raise IdentityError(field, f"The {field} header is sent more than once.")
+            found[field] = header_text(field, value)
         workspace = found.get("workspace")
         account = found.get("account", workspace)
         plan = found.get("plan")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.e2e
 MONTH_END = datetime(2026, 12, 1, tzinfo=UTC)
 
 
-def chat(client: httpx.Client, chat_id: str, who: dict[str, str]) -> httpx.Response:
+def chat(client: httpx.Client, chat_id: str, who: Any) -> httpx.Response:
     return client.post(f"/v1/chats/{chat_id}/messages", json={"text": "hello"}, headers=who)
 
 
@@ -146,15 +147,33 @@ def test_ltd_second_workspace_is_forbidden_and_tickets_cap_at_10000(demo: httpx.
             {"X-Workspace-ID": "w" * 129, "X-Plan": "pro"},
             "The workspace is longer than 128 characters.",
         ),
-        ({"X-Workspace-ID": "w\tx", "X-Plan": "pro"}, "The workspace contains control characters."),
+        (
+            {"X-Workspace-ID": "w\tx", "X-Plan": "pro"},
+            "The workspace contains a control or invisible character.",
+        ),
         ({"X-Workspace-ID": "w"}, "The plan is missing."),
+        ({"X-Workspace-ID": b"Caf\xe9", "X-Plan": b"pro"}, "The workspace is not valid UTF-8."),
+        (
+            [("X-Workspace-ID", "a"), ("X-Plan", "pro"), ("X-Workspace-ID", "b")],
+            "The workspace header is sent more than once.",
+        ),
     ],
 )
-def test_bad_identity_gets_400_problem_json(demo: httpx.Client, sent: dict[str, str], detail: str):
+def test_bad_identity_gets_400_problem_json(demo: httpx.Client, sent: Any, detail: str):
     response = chat(demo, "c", sent)
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"] == detail
+
+
+def test_ids_are_utf8_text(demo: httpx.Client):
+    """Non-ASCII ids as clients send them (UTF-8) are taken as the same text, not mojibake."""
+    who = {b"X-Workspace-ID": "Ärzte 中文".encode(), b"X-Plan": b"pro"}
+    assert chat(demo, "straße", who).json()["chat_id"] == "straße"
+    usage = demo.get("/v1/usage", headers=who).json()
+    assert (usage["workspace"], usage["account"]) == ("Ärzte 中文", "Ärzte 中文")
+    sessions = next(x for x in usage["limits"] if x["name"] == "sessions_per_month")
+    assert sessions["used"] == 1
 
 
 def test_unruled_routes_pass_untouched(demo: httpx.Client):

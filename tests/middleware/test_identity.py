@@ -1,11 +1,18 @@
-"""HeaderIdentity's quick acceptance agrees with check_identifier on every value and field."""
+"""HeaderIdentity: its quick acceptance agrees with check_identifier; what it refuses outright."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from middleware.identity import MAX_ID_LENGTH, HeaderIdentity, IdentityError, check_identifier
+from middleware.identity import (
+    MAX_ID_LENGTH,
+    HeaderIdentity,
+    IdentityError,
+    IdentityHeaders,
+    check_identifier,
+)
 from ratelimit import Identity
 
 ids = st.one_of(
@@ -40,12 +47,38 @@ def test_header_identity_accepts_what_check_identifier_accepts(values: dict[str,
     for field, value in values.items():
         if value is not None:
             name = names.get(field, b"x-user-id")
-            headers.append((name, value.encode("utf-8").decode("latin-1").encode("latin-1")))
-    latin = {
-        k: None if v is None else v.encode("utf-8").decode("latin-1") for k, v in values.items()
-    }
+            headers.append((name, value.encode("utf-8")))
     try:
         found: Identity | str = HeaderIdentity()({"type": "http", "headers": headers})
     except IdentityError as error:
         found = error.field
-    assert found == expected(latin)
+    assert found == expected(values)
+
+
+def identify(headers: list[tuple[bytes, bytes]], names: IdentityHeaders | None = None) -> Identity:
+    return HeaderIdentity(names or IdentityHeaders())({"type": "http", "headers": headers})
+
+
+def test_a_header_sent_twice_is_refused_even_with_the_same_value():
+    """A gateway that appends its value after the client's would otherwise let the client pick."""
+    for twice in ([(b"x-plan", b"pro")], [(b"x-workspace-id", b"w")]):
+        headers = [(b"x-workspace-id", b"w"), (b"x-plan", b"pro"), *twice]
+        with pytest.raises(IdentityError, match="header is sent more than once") as refused:
+            identify(headers)
+        assert (
+            refused.value.field == {b"x-plan": "plan", b"x-workspace-id": "workspace"}[twice[0][0]]
+        )
+
+
+def test_ids_are_decoded_as_utf8_and_other_bytes_are_refused():
+    assert (
+        identify([(b"x-workspace-id", "Ärzte".encode()), (b"x-plan", b"pro")]).workspace == "Ärzte"
+    )
+    with pytest.raises(IdentityError, match="The workspace is not valid UTF-8"):
+        identify([(b"x-workspace-id", b"Caf\xe9"), (b"x-plan", b"pro")])
+
+
+def test_header_names_may_be_given_in_any_case():
+    names = IdentityHeaders(workspace="X-Tenant-ID", plan="X-Tier")
+    found = identify([(b"x-tenant-id", b"t"), (b"x-tier", b"pro")], names)
+    assert (found.workspace, found.plan) == ("t", "pro")
