@@ -24,7 +24,14 @@ from ratelimit.storage import Storage
 from . import problems, refusals
 from .active import ActivePolicy
 from .headers import ratelimit_headers
-from .identity import HeaderIdentity, IdentityError, IdentityHook, check_identifier, resolve
+from .identity import (
+    HeaderIdentity,
+    IdentityError,
+    IdentityHook,
+    check_identifier,
+    only_header,
+    resolve,
+)
 from .reload import PolicyWatcher, file_signature
 from .routing import Router
 from .uploads import UploadGuard, UploadOptions
@@ -131,7 +138,7 @@ class FairUseMiddleware:
             await self.app(scope, receive, send)
             return
         active = self.active
-        matched = active.router.match(scope["method"], scope["path"])
+        matched = active.router.match(scope["method"], route_path(scope))
         if matched is None:
             await self.app(scope, receive, send)
             return
@@ -152,7 +159,7 @@ class FairUseMiddleware:
         app = self.app
         upload_rules = active.uploads.get((identity.plan, route.name))
         if upload_rules is not None:  # file, body and byte limits, measured as the body streams
-            session = _read(route.session, scope, params) if route.session else None
+            session = _read("chat id", route.session, scope, params) if route.session else None
             emit = self._emitter(identity, active.policy.contact, session)
             app = UploadGuard(app, upload_rules, context, self.upload_options, session, emit)
         headers = ratelimit_headers(decision, self.legacy_headers)
@@ -161,8 +168,8 @@ class FairUseMiddleware:
             return
 
         def send_with_headers(message: Message) -> Awaitable[None]:  # no coroutine of its own
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *headers]
+            if message["type"] == "http.response.start":  # a copy: the app may reuse its own
+                message = {**message, "headers": [*message.get("headers", ()), *headers]}
             return send(message)
 
         await app(scope, receive, send_with_headers)
@@ -200,12 +207,16 @@ class FairUseMiddleware:
         try:
             session = None
             if route.session is not None:
-                session = check_identifier("chat id", _read(route.session, scope, params))
+                session = check_identifier(
+                    "chat id", _read("chat id", route.session, scope, params)
+                )
             cost = 1
             if isinstance(route.cost, Source):
-                cost = _positive_int("cost", _read(route.cost, scope, params))
+                cost = _positive_int("cost", _read("cost", route.cost, scope, params))
             for scope_name, source in route.ids.items():
-                value = check_identifier(scope_name.value, _read(source, scope, params))
+                value = check_identifier(
+                    scope_name.value, _read(scope_name.value, source, scope, params)
+                )
                 identity = _with_id(identity, scope_name.value, value)
         except IdentityError as error:
             raise _Refusal(problems.bad_request(error.detail, field=error.field)) from None
@@ -243,20 +254,38 @@ class _Refusal(Exception):
         self.problem = problem
 
 
-def _read(source: Source, scope: Scope, params: dict[str, str]) -> str | None:
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: without the `root_path` a server (uvicorn --root-path) or a
+    Starlette Mount puts in front of it, as Starlette's own routing strips it.
+    """
+    path: str = scope["path"]
+    root = scope.get("root_path")
+    if root and path.startswith(root):
+        rest = path[len(root) :]
+        if rest == "" or rest[0] == "/":
+            return rest
+    return path
+
+
+def _read(field: str, source: Source, scope: Scope, params: dict[str, str]) -> str | None:
     if source.kind == "path":
         return params.get(source.name)
-    wanted = source.name.encode("latin-1")
-    for name, value in scope["headers"]:
-        if name.lower() == wanted:
-            return str(value.decode("latin-1"))
-    return None
+    return only_header(field, scope["headers"], source.name.encode("latin-1"))
+
+
+MAX_COST_DIGITS = 15  # far above any limit, far below Redis's and Lua's exact integers
 
 
 def _positive_int(field: str, value: str | None) -> int:
-    if value is None or not value.isdigit() or int(value) < 1:
+    """ASCII digits only: str.isdigit() also takes '²', which int() refuses."""
+    if value is None or not (value.isascii() and value.isdigit()):
         raise IdentityError(field, f"The {field} must be a positive whole number.")
-    return int(value)
+    if len(value) > MAX_COST_DIGITS:  # before int(): Python refuses over 4,300 digits
+        raise IdentityError(field, f"The {field} is longer than {MAX_COST_DIGITS} digits.")
+    number = int(value)
+    if number < 1:
+        raise IdentityError(field, f"The {field} must be a positive whole number.")
+    return number
 
 
 def _with_id(identity: Identity, field: str, value: str) -> Identity:

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -14,10 +15,13 @@ from .redis_servers import free_port
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp) -> Iterator[str]:
-    """Serve `app` on a free loopback port; yields its base URL; stops it on exit."""
+def serve_in_thread(app: ASGIApp, **settings: Any) -> Iterator[str]:
+    """Serve `app` on a free loopback port; yields its base URL; stops it on exit.
+    `settings` go to uvicorn.Config (root_path=...)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="auto")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="error", lifespan="auto", **settings
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
 from middleware import FairUseMiddleware
@@ -41,6 +44,16 @@ per = "hour"
 counts = "sessions"
 routes = ["message"]
 limit = 2
+
+[routes.call]
+match = "POST /calls"
+cost = "header:X-Minutes"
+
+[limits.minutes]
+kind = "fixed_window"
+per = "day"
+routes = ["call"]
+limit = 100
 
 [plans.basic]
 """
@@ -177,3 +190,65 @@ def test_usage_and_files_on_the_demo(demo: httpx.Client):
             {"field": "b", "filename": "b.bin", "size": 2048},
         ]
     }
+
+
+def test_routes_are_matched_under_a_servers_root_path():
+    """uvicorn --root-path puts the prefix in scope["path"]; the app routes without it."""
+    with serve_in_thread(serve(RawApp()), root_path="/api") as url:
+        ruled = httpx.post(f"{url}/messages", headers={**WHO, "X-Chat-ID": "a"})
+        assert ruled.json()["who"] == ["w", "message"]
+        assert ruled.headers["ratelimit"].startswith('"chats";r=1;')
+        assert httpx.post(f"{url}/messages", headers={"X-Chat-ID": "a"}).status_code == 400
+
+
+def test_routes_are_matched_under_a_starlette_mount():
+    outer = Starlette(routes=[Mount("/api", app=serve(RawApp()))])
+    with serve_in_thread(outer) as url:
+        ruled = httpx.post(f"{url}/api/messages", headers={**WHO, "X-Chat-ID": "a"})
+        assert ruled.json()["who"] == ["w", "message"]
+        assert "ratelimit" in ruled.headers
+        assert httpx.post(f"{url}/api/messages", headers={"X-Chat-ID": "a"}).status_code == 400
+        assert "ratelimit" not in httpx.get(f"{url}/api/elsewhere").headers
+
+
+@pytest.mark.parametrize(
+    ("minutes", "detail"),
+    [
+        ("0", "The cost must be a positive whole number."),
+        ("-3", "The cost must be a positive whole number."),
+        ("²".encode(), "The cost must be a positive whole number."),  # str.isdigit() says yes
+        (b"\xb2", "The cost is not valid UTF-8."),
+        ("9" * 16, "The cost is longer than 15 digits."),
+        ("9" * 5000, "The cost is longer than 15 digits."),  # int() refuses over 4,300 digits
+        ([("X-Minutes", "1"), ("X-Minutes", "2")], "The cost header is sent more than once."),
+    ],
+)
+def test_a_cost_from_a_header_is_checked(minutes: Any, detail: str):
+    with serve_in_thread(serve(RawApp())) as url:
+        sent = minutes if isinstance(minutes, list) else [("X-Minutes", minutes)]
+        refused = httpx.post(f"{url}/calls", headers=[*WHO.items(), *sent])
+        assert refused.status_code == 400
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["detail"] == detail
+        counted = httpx.post(f"{url}/calls", headers={**WHO, "X-Minutes": "30"})
+        assert counted.headers["ratelimit"].startswith('"minutes";r=70;')
+
+
+def test_an_app_that_reuses_its_response_start_gets_one_set_of_fields():
+    """The fields are added to a copy: a module-level message must not collect every tenant's."""
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"x-app", b"1")]}
+
+    async def reusing(scope: Scope, receive: Receive, send: Send) -> None:
+        await send(start)
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = FairUseMiddleware(reusing, plans=parse_policy(POLICY, "raw.toml"))
+    with serve_in_thread(app) as url:
+        for workspace in ("a", "b", "c"):
+            response = httpx.post(
+                f"{url}/messages",
+                headers={"X-Workspace-ID": workspace, "X-Plan": "basic", "X-Chat-ID": "x"},
+            )
+            assert response.headers.get_list("ratelimit") == [response.headers["ratelimit"]]
+            assert response.headers["ratelimit"].startswith('"chats";r=1;')
+    assert start["headers"] == [(b"x-app", b"1")]
