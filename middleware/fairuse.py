@@ -210,9 +210,9 @@ class FairUseMiddleware:
                 session = check_identifier(
                     "chat id", _read("chat id", route.session, scope, params)
                 )
-            cost = 1
-            if isinstance(route.cost, Source):
-                cost = _positive_int("cost", _read("cost", route.cost, scope, params))
+            cost = route.cost
+            if isinstance(cost, Source):
+                cost = _positive_int("cost", _read("cost", cost, scope, params))
             for scope_name, source in route.ids.items():
                 value = check_identifier(
                     scope_name.value, _read(scope_name.value, source, scope, params)

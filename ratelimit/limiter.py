@@ -62,6 +62,8 @@ class Limiter:
             for plan in policy.plans.values()
             for route in policy.routes
         }
+        # A route's own cost (`cost = 20`): what a request counts unless the caller says.
+        self._costs = {route.name: route.cost for route in policy.routes}
         self._peeks = {
             plan.name: compile_ops(plan, tuple(plan.limits.values()))
             for plan in policy.plans.values()
@@ -96,10 +98,12 @@ class Limiter:
         route: str,
         *,
         session: str | None = None,
-        cost: int = 1,
+        cost: int | None = None,
         uploaded_bytes: int = 0,
     ) -> Coroutine[Any, Any, Decision]:
         """Consume every limit `route` touches for `identity`, or none if any is reached.
+        `cost` defaults to the route's own (`cost = N` in plans.toml); a route that reads its
+        cost from a header needs it passed.
 
         Awaited like a coroutine function (errors too surface when awaited); it hands over
         the decision's own coroutine, one frame fewer on the hot path."""
@@ -109,6 +113,13 @@ class Limiter:
         if compiled.uses_session and session is None:
             error = FairUseError(f"route {route!r} counts chat sessions: pass session=")
             return _raise(error)
+        if cost is None:
+            fixed = self._costs[route]
+            if not isinstance(fixed, int):
+                return _raise(
+                    FairUseError(f"route {route!r} takes its cost from {fixed}: pass cost=")
+                )
+            cost = fixed
         return self._decide(compiled, identity, session, True, cost, uploaded_bytes)
 
     async def peek(self, identity: Identity, *, session: str | None = None) -> Decision:

@@ -49,10 +49,14 @@ limit = 2
 match = "POST /calls"
 cost = "header:X-Minutes"
 
+[routes.report]
+match = "POST /reports"
+cost = 20
+
 [limits.minutes]
 kind = "fixed_window"
 per = "day"
-routes = ["call"]
+routes = ["call", "report"]
 limit = 100
 
 [plans.basic]
@@ -232,6 +236,18 @@ def test_a_cost_from_a_header_is_checked(minutes: Any, detail: str):
         assert refused.json()["detail"] == detail
         counted = httpx.post(f"{url}/calls", headers={**WHO, "X-Minutes": "30"})
         assert counted.headers["ratelimit"].startswith('"minutes";r=70;')
+
+
+def test_a_routes_own_cost_is_counted():
+    """`cost = 20` on a route: each request counts 20, whatever its headers say."""
+    with serve_in_thread(serve(RawApp())) as url:
+        first = httpx.post(f"{url}/reports", headers={**WHO, "X-Minutes": "1"})
+        assert first.headers["ratelimit"].startswith('"minutes";r=80;')
+        for _ in range(4):
+            httpx.post(f"{url}/reports", headers=WHO)
+        refused = httpx.post(f"{url}/reports", headers=WHO)
+        assert refused.status_code == 429
+        assert refused.json()["limit"] == "minutes"
 
 
 def test_an_app_that_reuses_its_response_start_gets_one_set_of_fields():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ratelimit import Identity, Limiter, ManualClock, Policy
-from ratelimit.plans_file import load_policy
+from ratelimit import FairUseError, Identity, Limiter, ManualClock, Policy
+from ratelimit.plans_file import load_policy, parse_policy
 from ratelimit.storage import Storage
 
 SMALL = Path(__file__).parent / "policies" / "small.toml"
@@ -251,3 +251,46 @@ async def test_crafted_identifiers_stay_in_their_own_keys(small: Policy, storage
     assert (
         await limiter.check(who(account="acme", workspace="main"), "chat", session="x:y")
     ).new_session
+
+
+COSTLY = """
+[policy]
+name = "costly"
+contact = "help@example.test"
+
+[routes.read]
+match = "GET /things"
+
+[routes.report]
+match = "POST /reports"
+cost = 20
+
+[routes.call]
+match = "POST /calls"
+cost = "header:X-Minutes"
+
+[limits.units_per_day]
+kind = "fixed_window"
+per = "day"
+limit = 100
+
+[plans.basic]
+"""
+
+
+async def test_a_routes_own_cost_is_what_a_request_counts(storage: Storage):
+    limiter = Limiter(
+        parse_policy(COSTLY, "costly.toml"), storage, clock=ManualClock(at(2026, 11, 23))
+    )
+    basic = who("basic")
+    assert (await limiter.check(basic, "read")).statuses[0].used == 1
+    assert (await limiter.check(basic, "report")).statuses[0].used == 21
+    assert (await limiter.check(basic, "report", cost=2)).statuses[0].used == 23  # the caller's
+    assert (await limiter.check(basic, "call", cost=7)).statuses[0].used == 30
+    with pytest.raises(FairUseError, match="takes its cost from header:x-minutes: pass cost="):
+        await limiter.check(basic, "call")
+    for _ in range(3):
+        assert (await limiter.check(basic, "report")).allowed
+    denied = await limiter.check(basic, "report")  # 90 used: 20 more would pass 100
+    assert not denied.allowed
+    assert denied.statuses[0].used == 90
