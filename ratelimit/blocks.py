@@ -49,7 +49,8 @@ class _Replay:
 
 @dataclass(slots=True)
 class _Account:
-    suspended: dict[str, tuple[int | None, Suspension]] = field(default_factory=dict)
+    # By workspace id; the whole account's under None, which no workspace id can equal.
+    suspended: dict[str | None, tuple[int | None, Suspension]] = field(default_factory=dict)
     shapes: dict[tuple[Any, ...], _Replay] = field(default_factory=dict)
 
 
@@ -70,12 +71,17 @@ class BlockCache:
         entry = self.accounts.get(account)
         if entry is None:
             return None
-        for which in (workspace, "*"):
-            held = entry.suspended.get(which)
+        if entry.suspended:
+            held = None  # both known: the one that ends later, as the script answers
+            for which in (workspace, None):
+                found = entry.suspended.get(which)
+                if found is not None:
+                    if found[0] is not None and now_ms >= found[0]:
+                        del entry.suspended[which]
+                    elif held is None or _ends_later(found[0], held[0]):
+                        held = found
             if held is not None:
-                if held[0] is None or now_ms < held[0]:
-                    return held[1], held[0]
-                del entry.suspended[which]
+                return held[1], held[0]
         replay = entry.shapes.get(shape)
         if replay is None:
             return None
@@ -89,7 +95,7 @@ class BlockCache:
     ) -> None:
         if not self.listening or epoch != self.epoch:
             return
-        which = "*" if suspension.scope is Scope.ACCOUNT else workspace
+        which = None if suspension.scope is Scope.ACCOUNT else workspace
         until = None if suspension.until is None else round(suspension.until * 1000)
         self._entry(account).suspended[which] = (until, suspension)
 
@@ -185,3 +191,8 @@ def _moved_on(replay: _Replay, now_ms: int) -> Decision:
         contact=d.contact,
         now=now_ms / 1000,
     )
+
+
+def _ends_later(until: int | None, other: int | None) -> bool:
+    """None: no end."""
+    return other is not None and (until is None or until > other)

@@ -72,17 +72,23 @@ def parse(keys: Sequence[str], argv: Sequence[str], lk: int, nops: int) -> Lifec
 
 
 def check_suspended(space: Keyspace, life: Lifecycle, now: int) -> None:
-    """Which record holds the request (1 workspace, 2 account) and until when; reads overrides."""
+    """Which record holds the request (1 workspace, 2 account) and until when; reads overrides.
+    Both held: the one that ends later (0: never), so that the retry time is honest."""
     records = space.get(life.suspensions_key, now) or {}
     for which, field in ((1, life.workspace), (2, ACCOUNT_FIELD)):
         until = until_of(records.get(field), now)
-        if life.held == 0 and until is not None:
+        if until is not None and (life.held == 0 or outlasts(until, life.held_until)):
             life.held, life.held_until = which, until
     if life.names:
         found = space.get(life.overrides_key, now) or {}
         life.overrides = []
         for name in life.names:
             life.overrides += [found.get(f"{name}:w:{life.workspace}"), found.get(name)]
+
+
+def outlasts(until: int, other: int) -> bool:
+    """Ends `until` later than `other`? 0 is no end."""
+    return other != 0 and (until == 0 or until > other)
 
 
 def override(life: Lifecycle, i: int, now: int) -> tuple[int, int] | None:

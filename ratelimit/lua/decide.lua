@@ -63,9 +63,11 @@ if life then
   lk = first_key + nops
   ws = ARGV[tail + 1]
   local s = redis.call('HMGET', KEYS[lk + 1], ws, '*')
-  for which = 1, 2 do
+  for which = 1, 2 do  -- both held: the one that ends later (0: never), the honest retry time
     local u = until_of(s[which])
-    if held == 0 and u then held, held_until = which, u end
+    if u and (held == 0 or (held_until ~= 0 and (u == 0 or u > held_until))) then
+      held, held_until = which, u
+    end
   end
   if held > 0 and consume then return {-2, 0, now, held, held_until} end
   if nops > 0 then

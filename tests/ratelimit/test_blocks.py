@@ -218,3 +218,35 @@ async def test_new_chat_ids_refused_once_each_leave_nothing_cached(
     assert blocks.size == 0
     assert not (await small.check(who(), "chat", session="new-7")).allowed  # a retry: learned
     assert blocks.size == 1
+
+
+async def test_a_workspace_named_star_is_not_the_whole_account(small: Limiter, scripts: Scripts):
+    """The account-wide record's field is "*"; a workspace of that name is escaped in Redis
+    and must be kept apart here too."""
+    blocks = small.blocks
+    assert blocks is not None
+    epoch = blocks.epoch
+    await Admin(small).suspend("acme", "*", reason="abuse")
+    # this process's own invalidation at once, then its echo over pub/sub
+    await until(lambda: blocks.epoch >= epoch + 2, "the suspension's invalidations")
+    assert (await small.check(who(workspace="*"), "call")).suspended is not None
+    before = scripts()
+    assert (await small.check(who(workspace="*"), "call")).suspended is not None
+    assert scripts() == before  # answered from what this process learned
+    other = await small.check(who(workspace="other"), "call")
+    assert (other.allowed, other.suspended) == (True, None)
+
+
+async def test_the_cache_answers_the_later_of_two_suspensions(small: Limiter, clock: ManualClock):
+    admin = Admin(small)
+    blocks = small.blocks
+    assert blocks is not None
+    epoch = blocks.epoch
+    await admin.suspend("acme", "main", until=clock.now() + 60)
+    await admin.suspend("acme", until=clock.now() + 3600)
+    await until(lambda: blocks.epoch >= epoch + 4, "both invalidations and their echoes")
+    first = (await small.check(who(), "call")).suspended
+    cached = (await small.check(who(), "call")).suspended
+    assert first == cached
+    assert cached is not None
+    assert cached.until == clock.now() + 3600

@@ -204,3 +204,21 @@ async def test_usage_report_lists_the_records(limiter: Limiter):
     assert usage.decision.suspended is not None
     calls = next(s for s in usage.decision.statuses if s.name == "calls_per_hour")
     assert (calls.limit.amount, calls.used) == (50, 1)
+
+
+async def test_held_by_both_the_later_end_is_answered(limiter: Limiter, clock):
+    """A workspace suspended for a minute inside an account suspended for an hour: retrying
+    after the minute would only meet the account's, so the hour is the answer (and the reverse)."""
+    admin = Admin(limiter)
+    await admin.suspend("acme", "main", until=clock.now() + 60)
+    await admin.suspend("acme", until=clock.now() + 3600)
+    held = (await limiter.check(who(), "call")).suspended
+    assert held is not None
+    assert (held.scope, held.until) == (Scope.ACCOUNT, clock.now() + 3600)
+    await admin.suspend("acme", "main")  # now the workspace's has no end
+    held = (await limiter.check(who(), "call")).suspended
+    assert held is not None
+    assert (held.scope, held.until) == (Scope.WORKSPACE, None)
+    other = (await limiter.check(who(workspace="other"), "call")).suspended
+    assert other is not None
+    assert other.scope is Scope.ACCOUNT
