@@ -107,7 +107,8 @@ def decide(space: Keyspace, keys: Sequence[str], argv: Sequence[str], clock_ms: 
             notify=int(argv[a + 8]),
             args=argv[a + 4 : a + 8],
         )
-        if argv[a + 1] == "1" and new_session == 0:
+        gated = argv[a + 1] == "1" and new_session == 0
+        if gated:
             op.cost = 0
         overridden = None if life is None else lifecycle.override(life, i, now)
         if overridden is not None:
@@ -123,6 +124,8 @@ def decide(space: Keyspace, keys: Sequence[str], argv: Sequence[str], clock_ms: 
             _check_bucket(space, op, now)
         else:
             _check_distinct(space, op, now)
+        if consume and (gated or (op.kind == DISTINCT and op.extra["is"])):  # as decide.lua
+            op.ok, op.retry = True, 0  # adds nothing by its nature: never refused by this limit
         allowed = allowed and op.ok
         ops.append(op)
 

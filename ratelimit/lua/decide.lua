@@ -101,7 +101,7 @@ for i = 1, nops do
     limit = tonumber(ARGV[a + 2]), cost = tonumber(ARGV[a + 3]), notify = tonumber(ARGV[a + 8]),
     notice = 0, first = 0, retry = 0,
   }
-  if ARGV[a + 1] == '1' and new_session == 0 then op.cost = 0 end
+  if ARGV[a + 1] == '1' and new_session == 0 then op.cost, op.gated = 0, true end
   local amount = overrides and override(i)
   if amount then
     op.limit, op.notify = amount, 0
@@ -190,6 +190,10 @@ for i = 1, nops do
     op.reset = 0
   end
 
+  -- A request that adds nothing to a limit by its nature (a live chat's message to a sessions
+  -- quota, a known member) is never refused by it, even below a lowered amount. A byte quota's
+  -- cost is 0 at check time too, but there a spent quota must refuse the upload.
+  if consume and (op.gated or op.is) then op.ok, op.retry = true, 0 end
   if not op.ok then allowed = false end
   ops[i] = op
 end

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ratelimit import FairUseError, Identity, Limiter, ManualClock, Policy
+from ratelimit.admin import Admin
 from ratelimit.plans_file import load_policy, parse_policy
 from ratelimit.storage import Storage
 
@@ -294,3 +295,31 @@ async def test_a_routes_own_cost_is_what_a_request_counts(storage: Storage):
     denied = await limiter.check(basic, "report")  # 90 used: 20 more would pass 100
     assert not denied.allowed
     assert denied.statuses[0].used == 90
+
+
+async def test_what_adds_nothing_is_not_refused_below_a_lowered_amount(
+    small: Policy, storage: Storage
+):
+    """After a downgrade or a lower override the count may stand above the amount: live chats
+    and known workspaces carry on, as they do at the amount; only what would add is refused."""
+    clock = ManualClock(at(2026, 11, 23, 10))
+    limiter = Limiter(small, storage, clock=clock)
+    for chat in "abcd":
+        assert (await limiter.check(who("team"), "chat", session=chat)).new_session
+    clock.advance(60)
+    live = await limiter.check(who("free"), "chat", session="a")  # free: 3 a month, 4 used
+    assert (live.allowed, live.new_session, live.retry_after) == (True, False, 0)
+    new = await limiter.check(who("free"), "chat", session="e")
+    assert not new.allowed
+    assert new.binding is not None
+    assert new.binding.name == "sessions_per_month"
+
+    for workspace in ("first", "second"):
+        assert (await limiter.check(who("big", workspace=workspace), "call")).allowed
+    await Admin(limiter).set_override("acme", "workspaces", 1)
+    for workspace in ("first", "second"):
+        assert (await limiter.check(who("big", workspace=workspace), "call")).allowed
+    third = await limiter.check(who("big", workspace="third"), "call")
+    assert not third.allowed
+    assert third.binding is not None
+    assert third.binding.name == "workspaces"
