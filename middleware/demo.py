@@ -192,7 +192,11 @@ def create_app(
         )
     ]
     lifespan = gc_tuned_after_startup if tune_gc_after_startup else None
-    return Starlette(routes=routes(reply_wait), middleware=middleware, lifespan=lifespan)
+    app = Starlette(routes=routes(reply_wait), middleware=middleware, lifespan=lifespan)
+    # Built now, not at the first event: a bad plans file or [events] setting stops the start
+    # here, instead of uvicorn taking the failure for "lifespan unsupported" and answering 500.
+    app.middleware_stack = app.build_middleware_stack()
+    return app
 
 
 def app_from_env() -> Starlette:

@@ -45,6 +45,32 @@ def test_check_names_file_table_and_key(tmp_path: Path):
     )
 
 
+@pytest.mark.parametrize("broken", ["plans", "secret"])
+def test_demo_with_a_bad_setup_stops_before_it_serves(tmp_path: Path, broken: str):
+    """Starlette builds its middleware at the first event; the demo must not start first."""
+    plans = tmp_path / "plans.toml"
+    text = (ROOT / "plans.toml").read_text()
+    if broken == "plans":
+        text = text.replace("sessions_per_month = 10_000", 'sessions_per_month = "ten"')
+        expected = "[plans.pro.limits.sessions_per_month]"
+    else:
+        text += '\n[events]\nwebhook = "http://127.0.0.1:9/hook"\n'
+        text += 'webhook_secret_env = "FAIRUSE_TEST_UNSET_SECRET"\n'
+        expected = "FAIRUSE_TEST_UNSET_SECRET"
+    plans.write_text(text)
+    env = {k: v for k, v in os.environ.items() if k != "FAIRUSE_TEST_UNSET_SECRET"}
+    done = subprocess.run(
+        [*FAIRUSE, "demo", "--plans", str(plans), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert done.returncode == 1
+    assert "ready" not in done.stdout
+    assert expected in done.stderr
+
+
 @pytest.mark.e2e
 def test_demo_prints_its_url_when_ready_and_serves():
     port = free_port()
