@@ -172,9 +172,11 @@ class Admin:
         if workspace is None:
             patterns = [f"{base}:l:{name}", f"{base}:l:{name}:*"]
             patterns += [f"{base}:d:*"] if limit is None else []
-        else:
-            ws = escape(workspace)
-            patterns = [f"{base}:l:{name}:w:{ws}", f"{base}:l:{name}:s:{ws}:*"]
+        else:  # limit by limit: a "*" for the name would also span ":s:" into another
+            ws = escape(workspace)  # workspace's chat named like this workspace
+            patterns = []
+            for each in (limit,) if limit is not None else self.policy.rules:
+                patterns += [f"{base}:l:{each}:w:{ws}", f"{base}:l:{each}:s:{ws}:*"]
             patterns += [f"{base}:d:{ws}"] if limit is None else []
         deleted = 0
         for pattern in patterns:

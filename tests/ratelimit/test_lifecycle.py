@@ -192,6 +192,21 @@ async def test_reset_clears_counters_and_denial_counts(limiter: Limiter):
     assert (await limiter.check(who(), "chat", session="c5")).allowed
 
 
+async def test_resetting_a_workspace_leaves_another_workspaces_chat_of_that_name(
+    limiter: Limiter,
+):
+    """Workspace "w" has a chat named "support"; resetting workspace "support" must not
+    touch that chat's message bucket (keys ...:l:messages:s:w:support)."""
+    for _ in range(3):
+        assert (await limiter.check(who(workspace="w"), "chat", session="support")).allowed
+    assert not (await limiter.check(who(workspace="w"), "chat", session="support")).allowed
+    await Admin(limiter).reset("acme", "support")
+    still = await limiter.check(who(workspace="w"), "chat", session="support")
+    assert not still.allowed  # the bucket is still empty
+    assert still.binding is not None
+    assert still.binding.name == "messages"
+
+
 async def test_usage_report_lists_the_records(limiter: Limiter):
     admin = Admin(limiter)
     await admin.set_override("acme", "calls_per_hour", 50)
