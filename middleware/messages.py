@@ -35,6 +35,8 @@ def plural(unit: str, count: int | None = None) -> str:
         return unit
     if unit.endswith(("s", "x", "ch", "sh")):
         return unit + "es"
+    if unit.endswith("y") and unit[-2:-1] not in ("a", "e", "i", "o", "u", ""):
+        return unit[:-1] + "ies"  # reply -> replies; day -> days
     return unit + "s"
 
 

@@ -57,7 +57,7 @@ def _limit_row(policy: Policy, plan: str, limit: Limit) -> tuple[str, ...]:
     per = "-" if rule.period is None else str(rule.period)
     if rule.kind is Kind.FIXED_WINDOW and rule.period and rule.period.calendar:
         per += f" ({rule.timezone.key})"
-    notify = "-" if limit.notify_at is None else f"{limit.notify_at * 100:g}%"
+    notify = "-" if not limit.notify_count else f"{(limit.notify_at or 0) * 100:g}%"
     upgrade = policy.upgrade_for(plan, limit.name)
     if limit.amount is None:
         hint = "-"

@@ -98,3 +98,9 @@ def test_plural():
         "boxes",
         "sessions",
     ]
+    assert [plural("reply"), plural("outbound reply", 2), plural("day"), plural("key")] == [
+        "replies",
+        "outbound replies",
+        "days",
+        "keys",
+    ]

@@ -730,6 +730,8 @@ def test_report_rows(shipped: Policy) -> None:
     assert (
         "upload | POST /v1/files | - | yes | workspaces, file_size, upload_bytes_per_year | -"
     ) in rows
+    # a limit of 1 gets no notice (the first use reaches it), so none is shown
+    assert f"ltd | workspaces | distinct | account | workspaces | 1 | - | - | {contact}" in rows
 
 
 def test_check_command(capsys: pytest.CaptureFixture[str]) -> None:
