@@ -142,7 +142,8 @@ def decide(space: Keyspace, keys: Sequence[str], argv: Sequence[str], clock_ms: 
                 op.notice = 1
                 if op.kind == SLIDING_WINDOW:
                     state = space.get(op.key, now)
-                    if op.extra["nw"] == op.ws:
+                    # once per window: the estimate decays into the next, and would cross again
+                    if op.extra["nw"] in (op.ws, str(int(op.ws) - 1)):
                         op.notice = 0
                     elif consume:
                         state["nw"] = op.ws

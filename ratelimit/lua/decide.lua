@@ -229,7 +229,12 @@ for i = 1, nops do
     if op.notify > 0 and cost > 0 and op.before < op.notify and op.before + cost >= op.notify then
       op.notice = 1
       if op.kind == 2 then
-        if op.nw == op.ws then op.notice = 0 elseif consume then redis.call('HSET', op.key, 'nw', op.ws) end
+        -- once per window; the estimate decays into the next window, where it would cross again
+        if op.nw == op.ws or op.nw == tostring(op.w - 1) then
+          op.notice = 0
+        elseif consume then
+          redis.call('HSET', op.key, 'nw', op.ws)
+        end
       end
     end
   elseif not op.ok and consume then

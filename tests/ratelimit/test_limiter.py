@@ -323,3 +323,41 @@ async def test_what_adds_nothing_is_not_refused_below_a_lowered_amount(
     assert not third.allowed
     assert third.binding is not None
     assert third.binding.name == "workspaces"
+
+
+SLIDING = """
+[policy]
+name = "sliding"
+contact = "help@example.test"
+notify_at = 0.8
+
+[routes.call]
+match = "POST /calls"
+
+[limits.calls]
+kind = "sliding_window"
+per = "10 seconds"
+limit = 10
+
+[plans.basic]
+"""
+
+
+async def test_a_sliding_window_notices_once_across_its_boundary(storage: Storage):
+    """The estimate carries the last window's count into the next, decaying: a request there
+    crosses 80% again, seconds after the notice. One notice for both windows."""
+    clock = ManualClock(at(2026, 11, 23, 10, 0, 8))
+    limiter = Limiter(parse_policy(SLIDING, "sliding.toml"), storage, clock=clock)
+    noticed = []
+    for _ in range(8):  # the 8th crosses 80% of 10
+        noticed += (await limiter.check(who("basic"), "call")).notices
+    assert [s.name for s in noticed] == ["calls"]
+    clock.advance(3)  # 1 s into the next window: the estimate is floor(8 x 0.9) = 7
+    decision = await limiter.check(who("basic"), "call")  # 7 -> 8: across 80% again
+    assert decision.allowed
+    noticed += decision.notices
+    assert [s.name for s in noticed] == ["calls"]
+    clock.advance(20)  # two windows on, a new crossing is a new notice
+    for _ in range(8):
+        noticed += (await limiter.check(who("basic"), "call")).notices
+    assert [s.name for s in noticed] == ["calls", "calls"]
