@@ -200,7 +200,7 @@ def _check_sliding(space: Keyspace, op: _Op, now: int) -> None:
     elapsed = now - w * length
     est = c + math.floor(p * (length - elapsed) / length)
     op.ws, op.seen = str(w), state.get("x")
-    op.extra = {"c": c, "p": p, "nw": state.get("nw")}
+    op.extra = {"c": c, "p": p, "nw": state.get("nw"), "length": length}
     op.before = op.used = est
     op.ok = est + op.cost <= op.limit
     if c > 0:
@@ -264,6 +264,7 @@ def _apply(space: Keyspace, op: _Op, now: int) -> None:
         state = space.get(op.key, now) or {}
         state.update(w=op.ws, c=op.extra["c"] + op.cost, p=op.extra["p"])
         space.put(op.key, state, now, op.ttl)
+        op.reset = (int(op.ws) + 2) * op.extra["length"]  # this request's count leaves then
     elif op.kind == TOKEN_BUCKET:
         after = op.extra["level"] - op.extra["need"]
         ttl = math.ceil((op.extra["cap"] - after) / op.limit) + 60000

@@ -139,7 +139,7 @@ for i = 1, nops do
     if sw == w - 1 then p, c = c, 0 elseif sw ~= w then p, c = 0, 0 end
     local elapsed = now - w * len
     local est = c + math.floor(p * (len - elapsed) / len)
-    op.w, op.c, op.p, op.nw, op.seen = w, c, p, h[4], h[5]
+    op.w, op.len, op.c, op.p, op.nw, op.seen = w, len, c, p, h[4], h[5]
     op.ws = tostring(w)
     op.before = est
     op.ok = est + cost <= limit
@@ -213,6 +213,7 @@ for i = 1, nops do
     elseif op.kind == 2 then
       redis.call('HSET', op.key, 'w', op.ws, 'c', op.c + cost, 'p', op.p)
       redis.call('PEXPIRE', op.key, op.ttl)
+      op.reset = (op.w + 2) * op.len  -- this request's count leaves the estimate then
     elseif op.kind == 3 then
       local after = op.level - op.need
       redis.call('HSET', op.key, 't', int(after), 'ts', int(now), 'x', '0')

@@ -361,3 +361,15 @@ async def test_a_sliding_window_notices_once_across_its_boundary(storage: Storag
     for _ in range(8):
         noticed += (await limiter.check(who("basic"), "call")).notices
     assert [s.name for s in noticed] == ["calls", "calls"]
+
+
+async def test_a_sliding_windows_reset_counts_this_requests_own_use(storage: Storage):
+    """The first use in an empty window resets when it leaves the estimate, two windows on;
+    it was reported as resetting now (RateLimit t=0)."""
+    clock = ManualClock(at(2026, 11, 23, 10, 0, 8))
+    limiter = Limiter(parse_policy(SLIDING, "sliding.toml"), storage, clock=clock)
+    first = (await limiter.check(who("basic"), "call")).statuses[0]
+    assert (first.used, first.reset_at) == (1, at(2026, 11, 23, 10, 0, 20).timestamp())
+    clock.advance(5)  # 10:00:13: the last window's 1 weighs 0.7, so the estimate is 0
+    later = (await limiter.check(who("basic"), "call")).statuses[0]
+    assert (later.used, later.reset_at) == (1, at(2026, 11, 23, 10, 0, 30).timestamp())
