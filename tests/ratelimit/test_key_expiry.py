@@ -28,7 +28,7 @@ TAG = r"fu:\{[^{}:]*\}"
 ID = r"[^{}:]+"
 
 SHIPPED = {
-    rf"{TAG}:l:chats_per_hour": HOUR + SLACK,
+    rf"{TAG}:l:chats_per_hour": 2 * HOUR + 1,  # sliding: this hour's and the last one's counts
     rf"{TAG}:l:sessions_per_month:w:{ID}": MONTH + SLACK,
     rf"{TAG}:l:tickets_per_month": MONTH + SLACK,
     rf"{TAG}:l:messages_per_session:s:{ID}:{ID}": 60 * 20 // 30 + SLACK,  # refill 20 at 30/min
@@ -37,7 +37,7 @@ SHIPPED = {
     rf"{TAG}:l:workspaces": DISTINCT_IDLE_MS // 1000 + SLACK,  # a lifetime cap's members
 }
 SMALL = {
-    rf"{TAG}:l:chats_per_hour": HOUR + SLACK,
+    rf"{TAG}:l:chats_per_hour": 2 * HOUR + 1,  # sliding: this hour's and the last one's counts
     rf"{TAG}:l:sessions_per_month:w:{ID}": MONTH + SLACK,
     rf"{TAG}:l:messages:s:{ID}:{ID}": 60 * 3 // 6 + SLACK,  # refill 3 at 6/min
     rf"{TAG}:s:{ID}:{ID}": 10 * 60 + SLACK,

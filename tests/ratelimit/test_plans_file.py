@@ -475,7 +475,7 @@ def test_shipped_upgrades(shipped: Policy) -> None:
 def test_shipped_rules(shipped: Policy) -> None:
     chats = shipped.rules["chats_per_hour"]
     assert (chats.kind, chats.scope, chats.counts) == (
-        Kind.FIXED_WINDOW,
+        Kind.SLIDING_WINDOW,  # "within 60 minutes": any hour, not the clock's
         Scope.ACCOUNT,
         Counts.SESSIONS,
     )
@@ -717,8 +717,8 @@ def test_report_rows(shipped: Policy) -> None:
         " | - | Pro"
     ) in rows
     assert (
-        f"pro | chats_per_hour | fixed_window | account | sessions | 2,000 | hour | 80% | {contact}"
-        in rows
+        "pro | chats_per_hour | sliding_window | account | sessions | 2,000 | hour | 80% | "
+        f"{contact}" in rows
     )
     assert (
         f"ltd | file_size | file_size | - | - | 5,000,000 bytes (5 MB) | - | - | {contact}" in rows
