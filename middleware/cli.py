@@ -26,12 +26,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     admin_cli.add_commands(commands, plans)
     args = parser.parse_args(argv)
-    if args.command in admin_cli.COMMANDS:
-        return admin_cli.run(args)
-    if args.command == "check":
-        from ratelimit.__main__ import check_command
+    from ratelimit.__main__ import check_command, quiet_on_closed_pipe
 
-        return check_command(args.path)
+    if args.command in admin_cli.COMMANDS:
+        return quiet_on_closed_pipe(lambda: admin_cli.run(args))
+    if args.command == "check":
+        return quiet_on_closed_pipe(lambda: check_command(args.path))
     return _demo(args.host, args.port, args.plans, args.storage)
 
 

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .errors import PlanFileError
 from .plans_file import load_policy
 from .report import format_policy
 
-__all__ = ["check_command", "main"]
+__all__ = ["check_command", "main", "quiet_on_closed_pipe"]
+
+
+def quiet_on_closed_pipe(run: Callable[[], int]) -> int:
+    """Run a command whose output may go to a reader that stops early (`| head`): exit 1
+    quietly, as other command-line tools do, instead of with a traceback."""
+    try:
+        code = run()
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # exit's flush
+        return 1
 
 
 def check_command(path: str) -> int:
@@ -32,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = commands.add_parser("check", help="validate a plans file and print its plans")
     check.add_argument("path", nargs="?", default="plans.toml", help="default: plans.toml")
     args = parser.parse_args(argv)
-    return check_command(args.path)
+    return quiet_on_closed_pipe(lambda: check_command(args.path))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,21 @@ def test_check_names_file_table_and_key(tmp_path: Path):
     )
 
 
+@pytest.mark.parametrize("command", [FAIRUSE, [sys.executable, "-m", "ratelimit"]])
+def test_check_into_a_closed_pipe_exits_without_a_traceback(command: list[str]):
+    """`fairuse check | head -1`: the reader is gone before the table is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [*command, "check", "plans.toml"], cwd=ROOT, stdout=write_end, stderr=subprocess.PIPE
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1
+    assert done.stderr == b""
+
+
 @pytest.mark.parametrize("broken", ["plans", "secret"])
 def test_demo_with_a_bad_setup_stops_before_it_serves(tmp_path: Path, broken: str):
     """Starlette builds its middleware at the first event; the demo must not start first."""

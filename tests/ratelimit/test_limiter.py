@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ratelimit import FairUseError, Identity, Limiter, ManualClock, Policy
+from ratelimit import FairUseError, Identity, Limiter, LimitStatus, ManualClock, Policy
 from ratelimit.admin import Admin
 from ratelimit.plans_file import load_policy, parse_policy
 from ratelimit.storage import Storage
@@ -348,7 +348,7 @@ async def test_a_sliding_window_notices_once_across_its_boundary(storage: Storag
     crosses 80% again, seconds after the notice. One notice for both windows."""
     clock = ManualClock(at(2026, 11, 23, 10, 0, 8))
     limiter = Limiter(parse_policy(SLIDING, "sliding.toml"), storage, clock=clock)
-    noticed = []
+    noticed: list[LimitStatus] = []
     for _ in range(8):  # the 8th crosses 80% of 10
         noticed += (await limiter.check(who("basic"), "call")).notices
     assert [s.name for s in noticed] == ["calls"]
