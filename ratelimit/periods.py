@@ -17,6 +17,7 @@ UNIT_SECONDS = {
     "year": 366 * 86400,
 }
 FIXED_LENGTH_UNITS = ("second", "minute", "hour")
+_WALL_EPOCH = datetime(1970, 1, 1)  # naive: local wall-clock arithmetic
 CALENDAR_UNITS = ("day", "week", "month", "year")
 
 
@@ -40,12 +41,16 @@ class Period:
 
     def window_start(self, t: float, tz: ZoneInfo) -> float:
         """Start (epoch seconds) of the window that contains `t`, aligned in `tz`."""
+        start = self._nominal_start(t, tz)
+        while (following := self.next_start(start, tz)) <= t:
+            start = following  # `t` is in a repeated hour past an edge's first occurrence
+        return start
+
+    def _nominal_start(self, t: float, tz: ZoneInfo) -> float:
+        """Where the window of `t`'s wall-clock time starts; a window start, at or before `t`."""
         local = datetime.fromtimestamp(t, tz)
-        if not self.calendar:
-            length = self.approx_seconds
-            offset = local.utcoffset() or timedelta(0)
-            shift = offset.total_seconds()
-            return math.floor((t + shift) / length) * length - shift
+        if not self.calendar:  # aligned on the local clock, so DST moves the edges with it
+            return _wall_to_epoch(self._wall_floor(local), tz)
         floor = local.replace(hour=0, minute=0, second=0, microsecond=0)
         if self.unit == "week":
             floor -= timedelta(days=floor.weekday())
@@ -55,11 +60,24 @@ class Period:
             floor = floor.replace(month=1, day=1)
         return _wall_to_epoch(floor.replace(tzinfo=None), tz)
 
+    def _wall_floor(self, local: datetime) -> datetime:
+        """The local wall-clock start of a fixed-length window holding `local` (naive)."""
+        wall = local.replace(tzinfo=None, fold=0)
+        length = self.approx_seconds
+        since = (wall - _WALL_EPOCH).total_seconds()
+        return _WALL_EPOCH + timedelta(seconds=math.floor(since / length) * length)
+
     def next_start(self, start: float, tz: ZoneInfo) -> float:
         """Start of the window after the one that starts at `start`."""
-        if not self.calendar:
-            return start + self.approx_seconds
-        wall = datetime.fromtimestamp(start, tz).replace(tzinfo=None)
+        if not self.calendar:  # from the nominal start: a skipped one began at the jump
+            local = datetime.fromtimestamp(start, tz)
+            return _wall_to_epoch(
+                self._wall_floor(local) + timedelta(seconds=self.approx_seconds), tz
+            )
+        # From the window's date at midnight, not its start's wall time: a day whose midnight
+        # DST skipped starts at 01:00, and the next one at 00:00 again.
+        wall = datetime.fromtimestamp(start, tz).replace(tzinfo=None, hour=0, minute=0, second=0)
+        wall = wall.replace(microsecond=0)
         if self.unit == "day":
             wall += timedelta(days=1)
         elif self.unit == "week":
@@ -84,12 +102,26 @@ class Period:
 
 
 def _wall_to_epoch(wall: datetime, tz: ZoneInfo) -> float:
-    """Epoch seconds of a local wall-clock time; a time skipped by DST moves forward."""
-    aware = wall.replace(tzinfo=tz)
-    back = datetime.fromtimestamp(aware.timestamp(), tz).replace(tzinfo=None)
-    if back != wall:  # nonexistent local time (spring forward): take the first instant after
-        aware = (wall + (wall - back)).replace(tzinfo=tz)
-    return aware.timestamp()
+    """Epoch seconds of a local wall-clock time. A time that comes twice (DST ends) is its first
+    occurrence, whichever pass asks, so every process agrees on where a window starts; a time
+    DST skips is the first instant after the gap, the moment the clocks jump."""
+    wall = wall.replace(fold=0)
+    after = wall.replace(tzinfo=tz).timestamp()  # in a gap: read with the offset before it
+    if _local(after, tz) == wall:
+        return after
+    before = wall.replace(tzinfo=tz, fold=1).timestamp()  # with the offset after: before the gap
+    low, high = math.floor(before), math.ceil(after)  # local(low) < wall < local(high)
+    while high - low > 1:  # the jump is at a whole second: find it
+        middle = (low + high) // 2
+        if _local(middle, tz) > wall:
+            high = middle
+        else:
+            low = middle
+    return float(high)
+
+
+def _local(t: float, tz: ZoneInfo) -> datetime:
+    return datetime.fromtimestamp(t, tz).replace(tzinfo=None, fold=0)
 
 
 def _ms(t: float) -> int:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ratelimit.periods import Period, parse_duration, parse_period
 
@@ -50,6 +53,32 @@ def test_day_windows_follow_dst_in_new_york():
     # 2026-11-01: clocks fall back, the local day has 25 hours
     start = Period("day").window_start(ts(2026, 11, 1, 12, tz=NEW_YORK), NEW_YORK)
     assert Period("day").next_start(start, NEW_YORK) - start == 25 * 3600
+
+
+def test_a_day_whose_midnight_dst_skips_starts_when_the_clocks_jump():
+    """Cairo, 2024-04-26: 00:00 becomes 01:00. The 25th ends, and the 26th starts, then."""
+    cairo = ZoneInfo("Africa/Cairo")
+    jump = datetime(2024, 4, 25, 22, tzinfo=UTC).timestamp()  # 00:00 +02 = 01:00 +03
+    day = Period("day")
+    late_on_the_25th = datetime(2024, 4, 25, 23, 30, tzinfo=cairo).timestamp()
+    assert day.window_start(late_on_the_25th, cairo) == ts(2024, 4, 25, tz=cairo)
+    assert day.next_start(ts(2024, 4, 25, tz=cairo), cairo) == jump
+    assert day.window_start(jump + 60, cairo) == jump
+    santiago = ZoneInfo("America/Santiago")  # 2026-09-06: 00:00 becomes 01:00
+    start = day.window_start(datetime(2026, 9, 6, 12, tzinfo=santiago).timestamp(), santiago)
+    assert datetime.fromtimestamp(start, santiago) == datetime(2026, 9, 6, 1, tzinfo=santiago)
+
+
+def test_a_midnight_that_comes_twice_starts_the_day_at_its_first_pass():
+    """Havana, 2026-11-01: 01:00 goes back to 00:00. Both passes through the repeated hour
+    must name the same window, or two processes would count one day twice."""
+    havana = ZoneInfo("America/Havana")
+    first_midnight = datetime(2026, 11, 1, 4, tzinfo=UTC).timestamp()  # 00:00 -04
+    for period in (Period("day"), Period("month")):
+        for minutes in (10, 70):  # 00:10 on the first pass, 00:10 on the second
+            moment = first_midnight + minutes * 60
+            assert period.window_start(moment, havana) == first_midnight
+    assert Period("day").next_start(first_midnight, havana) - first_midnight == 25 * 3600
 
 
 def test_month_in_new_york_starts_at_local_midnight():
@@ -114,3 +143,53 @@ def test_parse_period_refuses(text: str, message: str):
     with pytest.raises(ValueError, match="period") as error:
         parse_period(text)
     assert str(error.value) == message
+
+
+ZONES = ["Africa/Cairo", "America/Havana", "America/Santiago", "America/New_York",
+         "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "Pacific/Chatham"]  # fmt: skip
+
+
+@cache
+def jumps(zone: str) -> list[float]:
+    """The instants, 2024-2027, at which the zone's clocks change: where windows go wrong."""
+    tz = ZoneInfo(zone)
+    found, hour = [], ts(2024, 1, 1)
+    offset = datetime.fromtimestamp(hour, tz).utcoffset()
+    while hour < ts(2028, 1, 1):
+        hour += 1800  # Lord Howe moves by half an hour
+        now = datetime.fromtimestamp(hour, tz).utcoffset()
+        if now != offset:
+            found.append(hour)
+            offset = now
+    return found or [ts(2026, 6, 1)]
+
+
+NEAR_JUMPS = st.sampled_from(ZONES).flatmap(
+    lambda zone: st.tuples(
+        st.just(zone),
+        st.sampled_from(jumps(zone)).flatmap(
+            lambda jump: st.integers(-2 * 86_400_000, 2 * 86_400_000).map(
+                lambda ms: jump + ms / 1000  # fairuse's clock reads milliseconds
+            )
+        ),
+    )
+)
+
+
+PERIODS = [Period("minute", 15), Period("hour"), Period("hour", 2), Period("hour", 6),
+           Period("day"), Period("week"), Period("month"), Period("year")]  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(near=NEAR_JUMPS, period=st.sampled_from(PERIODS))
+def test_every_instant_is_in_exactly_one_window(near: tuple[str, float], period: Period):
+    """Windows tile time in any zone, around each DST change: each instant's window holds it,
+    starts at a window start, and the next window starts where it ends."""
+    zone, moment = near
+    tz = ZoneInfo(zone)
+    start = period.window_start(moment, tz)
+    end = period.next_start(start, tz)
+    assert start <= moment < end
+    assert period.window_start(start, tz) == start
+    assert period.window_start(end, tz) == end
+    assert period.window_start(end - 0.001, tz) == start
