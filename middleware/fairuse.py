@@ -232,6 +232,10 @@ class FairUseMiddleware:
             raise _Refusal(problems.bad_request(str(error))) from None
         if self.events and has_events(decision):  # queued; delivered by background tasks
             self.events.emit(events_for(decision, identity, active.policy.contact, session))
+        if cost > 1 and not decision.allowed and decision.suspended is None:
+            binding = decision.binding
+            if binding is not None and not binding.takes(cost):  # no Retry-After would help
+                raise _Refusal(problems.too_costly(decision, binding, cost, active.policy.contact))
         return decision, identity
 
     def _emitter(

@@ -123,6 +123,29 @@ def upgrade_sentence(upgrade: Upgrade, unit: str, period: Period | None) -> str:
     return f"Upgrade to {upgrade.title} for {amount_text(upgrade.amount, unit)}{rate}."
 
 
+def too_costly_detail(
+    plan: Plan, status: LimitStatus, cost: int, upgrade: Upgrade | None, contact: str
+) -> str:
+    """A request that counts more than its limit ever holds, and the way out, if any."""
+    limit = status.limit
+    rule = limit.rule
+    assert limit.amount is not None
+    assert rule.period is not None
+    if rule.kind is Kind.TOKEN_BUCKET:
+        burst = limit.burst if limit.burst is not None else limit.amount
+        most = f"{amount_text(burst, rule.unit)} at once"
+    else:
+        most = f"{amount_text(limit.amount, rule.unit)} {every(rule.period)}"
+    first = (
+        f"This request counts {amount_text(cost, rule.unit)}, more than the "
+        f"{plan.title} plan allows in all ({most}), so it cannot pass however long it "
+        "waits."
+    )
+    if upgrade is not None:
+        return f"{first} {upgrade_sentence(upgrade, rule.unit, rule.period)}"
+    return f"{first} To go beyond this limit, contact {contact}."
+
+
 def not_on_plan_detail(plan: Plan, route: str, allowed_on: list[Plan]) -> str:
     names = ", ".join(p.title for p in allowed_on) or "no plan"
     return f"The {plan.title} plan does not include {route}. It is available on: {names}."

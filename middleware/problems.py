@@ -20,6 +20,7 @@ from .messages import (
     not_on_plan_detail,
     quota_detail,
     suspended_detail,
+    too_costly_detail,
     too_large_detail,
 )
 
@@ -87,6 +88,26 @@ def limit_reached(decision: Decision, legacy_headers: bool = False) -> Problem:
     if not binding.is_cap:
         headers.append((b"retry-after", str(decision.retry_after).encode()))
     return Problem(body["status"], body, headers)
+
+
+def too_costly(decision: Decision, binding: LimitStatus, cost: int, contact: str) -> Problem:
+    """413 for a request that counts more than its limit ever holds: retrying never helps."""
+    limit = binding.limit
+    upgrade = decision.upgrade
+    if upgrade is not None and upgrade.amount is not None and upgrade.amount < cost:
+        upgrade = None  # a plan that would refuse it too is no way out
+    body = _problem(
+        "request-too-large",
+        "Request too large for this plan",
+        413,
+        too_costly_detail(decision.plan, binding, cost, upgrade, contact),
+        plan=decision.plan.name,
+        limit=limit.name,
+        limit_value=limit.amount,
+        cost=cost,
+    )
+    _way_out(body, upgrade, contact)
+    return Problem(413, body, [])
 
 
 def suspended(decision: Decision, contact: str) -> Problem:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from .plans import Kind, Limit, Plan, Scope, Upgrade
+from .plans import Counts, Kind, Limit, Plan, Scope, Upgrade
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,16 @@ class LimitStatus:
     def is_cap(self) -> bool:
         """A cap for life (e.g. one workspace): waiting never helps, so it answers 403."""
         return self.limit.rule.kind is Kind.DISTINCT
+
+    def takes(self, cost: int) -> bool:
+        """Whether a request of this cost could ever pass: a limit that counts requests holds
+        at most its amount in one window, a bucket at most its burst; waiting never helps."""
+        limit = self.limit
+        if limit.amount is None or limit.rule.counts is not Counts.REQUESTS:
+            return True
+        if limit.rule.kind is Kind.TOKEN_BUCKET:
+            return cost <= (limit.burst if limit.burst is not None else limit.amount)
+        return cost <= limit.amount
 
     @property
     def fill(self) -> float:

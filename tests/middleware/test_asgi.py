@@ -58,6 +58,7 @@ kind = "fixed_window"
 per = "day"
 routes = ["call", "report"]
 limit = 100
+unit = "minute"
 
 [plans.basic]
 """
@@ -268,3 +269,28 @@ def test_an_app_that_reuses_its_response_start_gets_one_set_of_fields():
             assert response.headers.get_list("ratelimit") == [response.headers["ratelimit"]]
             assert response.headers["ratelimit"].startswith('"chats";r=1;')
     assert start["headers"] == [(b"x-app", b"1")]
+
+
+def test_a_request_costing_more_than_its_limit_ever_holds_gets_413_without_retry():
+    """100 minutes a day: a 120-minute call never passes, so no Retry-After invites a retry
+    (one every second would only earn a suspension). One that fits later still gets 429."""
+    with serve_in_thread(serve(RawApp())) as url:
+        never = httpx.post(f"{url}/calls", headers={**WHO, "X-Minutes": "120"})
+        assert never.status_code == 413
+        assert "retry-after" not in never.headers
+        body = never.json()
+        assert (body["type"], body["limit"], body["limit_value"], body["cost"]) == (
+            "urn:fairuse:problem:request-too-large",
+            "minutes",
+            100,
+            120,
+        )
+        assert body["detail"] == (
+            "This request counts 120 minutes, more than the Basic plan allows in all "
+            "(100 minutes a day), so it cannot pass however long it waits. To go beyond this "
+            "limit, contact help@example.test."
+        )
+        assert httpx.post(f"{url}/calls", headers={**WHO, "X-Minutes": "90"}).status_code == 200
+        later = httpx.post(f"{url}/calls", headers={**WHO, "X-Minutes": "20"})
+        assert later.status_code == 429
+        assert "retry-after" in later.headers

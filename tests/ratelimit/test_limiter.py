@@ -373,3 +373,11 @@ async def test_a_sliding_windows_reset_counts_this_requests_own_use(storage: Sto
     clock.advance(5)  # 10:00:13: the last window's 1 weighs 0.7, so the estimate is 0
     later = (await limiter.check(who("basic"), "call")).statuses[0]
     assert (later.used, later.reset_at) == (1, at(2026, 11, 23, 10, 0, 30).timestamp())
+
+
+async def test_a_status_tells_whether_a_cost_could_ever_pass(storage: Storage):
+    limiter = Limiter(
+        parse_policy(COSTLY, "costly.toml"), storage, clock=ManualClock(at(2026, 11, 23))
+    )
+    units = (await limiter.check(who("basic"), "read")).statuses[0]
+    assert (units.takes(100), units.takes(101)) == (True, False)  # 100 a day, in one go at most
