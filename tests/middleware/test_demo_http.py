@@ -73,7 +73,7 @@ def test_sandbox_101st_session_is_refused_with_an_upgrade_hint(demo: httpx.Clien
         "used": 100,
         "resets_at": "2026-12-01T00:00:00Z",
         "retry_after": int((MONTH_END - NOW).total_seconds()),
-        "violated-policies": ["sessions_per_month"],
+        "violated-policies": ["sessions_per_month", "account_sessions_per_month"],
         "upgrade": {
             "plan": "pro",
             "url": "https://jikoo.example/pricing#pro",
@@ -86,6 +86,27 @@ def test_sandbox_101st_session_is_refused_with_an_upgrade_hint(demo: httpx.Clien
     usage = demo.get("/v1/usage", headers=who).json()
     sessions = next(item for item in usage["limits"] if item["name"] == "sessions_per_month")
     assert (sessions["used"], sessions["remaining"], sessions["limit"]) == (100, 0, 100)
+
+
+def test_a_sandbox_account_has_100_sessions_a_month_across_its_workspaces(demo: httpx.Client):
+    """ "For Sandbox plans, the account will only support 100 chats per month": a second
+    workspace is no way around it."""
+    for n in range(100):
+        who = headers(f"ws-{n % 2}", "sandbox", account="free-rider")
+        assert chat(demo, f"chat-{n}", who).status_code == 200
+    refused = chat(demo, "one-more", headers("ws-2", "sandbox", account="free-rider"))
+    assert refused.status_code == 429
+    body = refused.json()
+    assert (body["limit"], body["used"], body["violated-policies"]) == (
+        "account_sessions_per_month",
+        100,
+        ["account_sessions_per_month"],
+    )
+    assert body["detail"].startswith(
+        "This account has used all 100 chat sessions included in the Sandbox plan this month."
+    )
+    other = chat(demo, "c", headers("ws-0", "sandbox", account="someone-else"))
+    assert other.status_code == 200
 
 
 def test_the_2001st_new_chat_in_an_hour_names_the_hourly_limit(demo: httpx.Client):

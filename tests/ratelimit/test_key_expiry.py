@@ -30,6 +30,7 @@ ID = r"[^{}:]+"
 SHIPPED = {
     rf"{TAG}:l:chats_per_hour": 2 * HOUR + 1,  # sliding: this hour's and the last one's counts
     rf"{TAG}:l:sessions_per_month:w:{ID}": MONTH + SLACK,
+    rf"{TAG}:l:account_sessions_per_month": MONTH + SLACK,
     rf"{TAG}:l:tickets_per_month": MONTH + SLACK,
     rf"{TAG}:l:messages_per_session:s:{ID}:{ID}": 60 * 20 // 30 + SLACK,  # refill 20 at 30/min
     rf"{TAG}:s:{ID}:{ID}": 30 * 60 + SLACK,  # a live chat session: the session timeout

@@ -517,6 +517,7 @@ def test_shipped_route_limits_keep_file_order(shipped: Policy) -> None:
     assert names("sandbox", "chat_message") == [
         "chats_per_hour",
         "sessions_per_month",
+        "account_sessions_per_month",
         "messages_per_session",
         "workspaces",
     ]
