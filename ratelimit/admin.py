@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .decision import Decision
 from .errors import FairUseError
-from .keys import account_base, escape, overrides_key, suspensions_key
+from .keys import account_base, escape, overrides_key, stored_name, suspensions_key
 from .limiter import Identity, Limiter
 from .plans import SIZE_KINDS, Scope
 from .plans_values import MAX_AMOUNT
@@ -168,7 +168,7 @@ class Admin:
         if limit is not None and limit not in self.policy.rules:
             raise FairUseError(f"unknown limit {limit!r}; limits: {', '.join(self.policy.rules)}")
         base = account_base(self.limiter.prefix, account)
-        name = limit or "*"
+        name = "*" if limit is None else stored_name(limit, self.policy.rules[limit].kind)
         if workspace is None:
             patterns = [f"{base}:l:{name}", f"{base}:l:{name}:*"]
             patterns += [f"{base}:d:*"] if limit is None else []
@@ -176,6 +176,7 @@ class Admin:
             ws = escape(workspace)  # workspace's chat named like this workspace
             patterns = []
             for each in (limit,) if limit is not None else self.policy.rules:
+                each = stored_name(each, self.policy.rules[each].kind)
                 patterns += [f"{base}:l:{each}:w:{ws}", f"{base}:l:{each}:s:{ws}:*"]
             patterns += [f"{base}:d:{ws}"] if limit is None else []
         deleted = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from .plans import Scope
+from .plans import Kind, Scope
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch  # what quote() leaves as it is
 
@@ -34,6 +34,13 @@ def limit_key(base: str, limit: str, scope: Scope, ids: dict[Scope, str]) -> str
     if scope is Scope.SESSION:
         return f"{base}{tail}{ids[Scope.WORKSPACE]}:{ids[Scope.SESSION]}"
     return base + tail + ids[scope]
+
+
+def stored_name(limit: str, kind: Kind) -> str:
+    """A limit's name in its keys: a distinct cap's members are a set, every other kind's
+    counts a hash, so a reload that changes a limit's kind under one name starts afresh
+    instead of meeting the other type (WRONGTYPE, for every request of the account)."""
+    return f"{limit}.m" if kind is Kind.DISTINCT else limit
 
 
 def limit_key_tail(limit: str, scope: Scope) -> str:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from . import lifecycle_args as life
 from .decision import LimitStatus
-from .keys import limit_key_tail
+from .keys import limit_key_tail, stored_name
 from .periods import Period
 from .plans import COUNTER_KINDS, Counts, Kind, Limit, Plan, Scope
 
@@ -56,7 +56,8 @@ class Op:
             cost_from = COST_REQUEST
         else:
             cost_from = COST_ONE
-        object.__setattr__(self, "key_tail", limit_key_tail(self.limit.name, self.scope))
+        name = stored_name(self.limit.name, self.limit.rule.kind)
+        object.__setattr__(self, "key_tail", limit_key_tail(name, self.scope))
         object.__setattr__(self, "head", (self.code, self.gate, self.amount))
         object.__setattr__(self, "tail", tail)
         object.__setattr__(self, "cost_from", cost_from)

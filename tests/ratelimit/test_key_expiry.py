@@ -35,7 +35,7 @@ SHIPPED = {
     rf"{TAG}:l:messages_per_session:s:{ID}:{ID}": 60 * 20 // 30 + SLACK,  # refill 20 at 30/min
     rf"{TAG}:s:{ID}:{ID}": 30 * 60 + SLACK,  # a live chat session: the session timeout
     rf"{TAG}:d:{ID}": HOUR + SLACK,  # denials towards suspension, within an hour
-    rf"{TAG}:l:workspaces": DISTINCT_IDLE_MS // 1000 + SLACK,  # a lifetime cap's members
+    rf"{TAG}:l:workspaces\.m": DISTINCT_IDLE_MS // 1000 + SLACK,  # a lifetime cap's members
 }
 SMALL = {
     rf"{TAG}:l:chats_per_hour": 2 * HOUR + 1,  # sliding: this hour's and the last one's counts
@@ -44,7 +44,7 @@ SMALL = {
     rf"{TAG}:s:{ID}:{ID}": 10 * 60 + SLACK,
     rf"{TAG}:l:calls_per_day": DAY + HOUR + SLACK,  # a New York day, 25 hours at most
     rf"{TAG}:l:calls_sliding": 2 * 10 + 1,  # two windows of 10 s, plus a second
-    rf"{TAG}:l:workspaces": DISTINCT_IDLE_MS // 1000 + SLACK,
+    rf"{TAG}:l:workspaces\.m": DISTINCT_IDLE_MS // 1000 + SLACK,
 }
 
 

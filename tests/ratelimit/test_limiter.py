@@ -381,3 +381,25 @@ async def test_a_status_tells_whether_a_cost_could_ever_pass(storage: Storage):
     )
     units = (await limiter.check(who("basic"), "read")).statuses[0]
     assert (units.takes(100), units.takes(101)) == (True, False)  # 100 a day, in one go at most
+
+
+async def test_a_limit_whose_kind_changes_under_its_name_starts_afresh(storage: Storage):
+    """A reload (or a deploy) that turns a distinct cap into a counter keeps the name: the
+    counter must not meet the cap's set (WRONGTYPE on Redis, for every request)."""
+    capped = COSTLY.replace(
+        "[plans.basic]",
+        '[limits.workspaces]\nkind = "distinct"\ncounts = "workspaces"\nlimit = 2\n\n[plans.basic]',
+    )
+    counted = COSTLY.replace(
+        "[plans.basic]",
+        '[limits.workspaces]\nkind = "fixed_window"\nper = "day"\nlimit = 5\n\n[plans.basic]',
+    )
+    clock = ManualClock(at(2026, 11, 23))
+    before = Limiter(parse_policy(capped, "plans.toml"), storage, clock=clock)
+    assert (await before.check(who("basic"), "read")).allowed
+    after = Limiter(parse_policy(counted, "plans.toml"), storage, clock=clock)
+    decision = await after.check(who("basic"), "read")
+    assert decision.allowed
+    assert {s.name: s.used for s in decision.statuses}["workspaces"] == 1
+    back = await before.check(who("basic", workspace="second"), "read")
+    assert {s.name: s.used for s in back.statuses}["workspaces"] == 2
