@@ -161,6 +161,12 @@ class UploadGuard:
         if message["type"] != "http.request":
             self.disconnected = message["type"] == "http.disconnect"
             return message
+        # Two of the app's tasks may wait at once (Starlette's disconnect listener beside a
+        # streaming body): uvicorn then hands both a last message; only the first counts.
+        if self.refused:
+            return DISCONNECT
+        if self.complete:
+            return message
         more = bool(message.get("more_body", False))
         try:
             self.meter.feed(message.get("body", b""), more)

@@ -5,17 +5,25 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
 
+from middleware.demo import ROUTES
+from middleware.fairuse import FairUseMiddleware
 from middleware.uploads import UploadOptions
 from ratelimit import ManualClock
 
 from .conftest import Served, serving
-from .uploading import BOUNDARY, MULTIPART, body_of, demo_app, raw_request, who
+from .uploading import BOUNDARY, MULTIPART, POLICY, body_of, demo_app, raw_request, who
 
 pytestmark = pytest.mark.e2e
 B = BOUNDARY
@@ -250,3 +258,41 @@ def test_the_media_type_is_read_whatever_its_case(uploads: Served):
     accepted = post(uploads, body_of([("f", "f.bin", 1_000)]), mixed_case)
     assert accepted.json() == {"files": [{"field": "f", "filename": "f.bin", "size": 1_000}]}
     assert uploads.errors == []
+
+
+async def _stream_while_reading(request: Request) -> StreamingResponse:
+    """Reads the body inside a streaming response: Starlette's disconnect listener then waits
+    on receive() beside it, and uvicorn hands both waiters the body's last message."""
+
+    async def answer() -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        yield b"%d" % size
+
+    return StreamingResponse(answer(), status_code=201)
+
+
+def test_a_body_read_beside_a_disconnect_listener_is_recorded_once(
+    storage_url: str, clock: ManualClock
+):
+    routes = [Route("/v1/files", _stream_while_reading, methods=["POST"]), *ROUTES]
+    app = Starlette(routes=routes, middleware=[Middleware(
+        FairUseMiddleware, plans=POLICY, storage=storage_url, clock=clock
+    )])  # fmt: skip
+    content = body_of([("f", "f.bin", 10_000)])
+
+    def slowly() -> Iterator[bytes]:  # chunked, so that both tasks wait for the last part
+        for at in range(0, len(content), 4096):
+            time.sleep(0.05)
+            yield content[at : at + 4096]
+
+    with serving(app) as served:
+        answer = served.client.post(
+            "/v1/files", content=slowly(), headers={**who("basic"), **MULTIPART}
+        )
+        assert answer.status_code == 201  # what the app read depends on which task got each part
+        usage = served.client.get("/v1/usage", headers=who("basic")).json()["limits"]
+        quota = next(x for x in usage if x["name"] == "upload_bytes_per_year")
+        assert quota["used"] == 10_000
+        assert served.errors == []
