@@ -161,14 +161,17 @@ async def _events_tail(admin: Admin, args: argparse.Namespace) -> None:
 
 
 async def _tail(client: Any, stream: str, args: argparse.Namespace) -> None:
-    from ratelimit.event_stream import read_after, read_group, read_recent
+    from ratelimit.event_stream import ack, read_after, read_group, read_recent
 
-    if args.group:  # every event the group has not seen, then (--follow) new ones
+    if args.group:  # what this consumer left unhandled, every event the group has not seen,
+        group, consumer = args.group, args.consumer  # then (--follow) new ones; each
+        while batch := await read_group(client, stream, group, consumer, None, pending=True):
+            _print_events(batch)  # acknowledged once printed: a closed pipe loses nothing
+            await ack(client, stream, group, batch)
         block = 5000 if args.follow else None
-        while (batch := await read_group(client, stream, args.group, args.consumer, block)) or (
-            args.follow
-        ):
+        while (batch := await read_group(client, stream, group, consumer, block)) or args.follow:
             _print_events(batch)
+            await ack(client, stream, group, batch)
         return
     entries = await read_recent(client, stream, args.count) if args.count > 0 else []
     _print_events(entries)

@@ -72,20 +72,32 @@ async def read_after(
 
 
 async def read_group(
-    client: Redis, stream: str, group: str, consumer: str, block_ms: int | None
+    client: Redis,
+    stream: str,
+    group: str,
+    consumer: str,
+    block_ms: int | None,
+    *,
+    pending: bool = False,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Events the group has not yet been given, acknowledged once read; creates the group
-    (reading from the stream's start) on first use."""
+    """Events the group has not yet been given; with `pending`, those this consumer was given
+    and never acknowledged (it stopped before handling them). Creates the group (reading from
+    the stream's start) on first use. Acknowledge each with `ack` once handled: an event read
+    but not handled is given again, never lost."""
     try:
         await client.xgroup_create(stream, group, id="0", mkstream=True)
     except ResponseError as error:
         if "BUSYGROUP" not in str(error):
             raise
-    found: Any = await client.xreadgroup(group, consumer, {stream: ">"}, count=100, block=block_ms)
-    entries = [_entry(i, f) for _, batch in found for i, f in batch]
+    start, block = ("0", None) if pending else (">", block_ms)
+    found: Any = await client.xreadgroup(group, consumer, {stream: start}, count=100, block=block)
+    return [_entry(i, f) for _, batch in found for i, f in batch]
+
+
+async def ack(client: Redis, stream: str, group: str, entries: list[tuple[str, Any]]) -> None:
+    """Mark events handled for the group (read_group's entries)."""
     if entries:
         await client.xack(stream, group, *(entry_id for entry_id, _ in entries))
-    return entries
 
 
 def _entry(entry_id: bytes | str, fields: dict[Any, Any]) -> tuple[str, dict[str, Any]]:

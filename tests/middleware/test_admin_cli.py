@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -106,6 +107,30 @@ def test_events_tail_prints_the_stream_and_reads_once_per_group(redis_url: str, 
     grouped = fairuse(redis_url, capsys, *tail, "--group", "mailer").splitlines()
     assert grouped == lines
     assert fairuse(redis_url, capsys, *tail, "--group", "mailer") == ""  # already read
+
+
+def test_events_tail_for_a_group_loses_nothing_into_a_closed_pipe(redis_url: str, capsys):
+    """`fairuse events tail --group mailer | head -1`: what was not printed is read again."""
+    events = '\n[events]\nstream = "app:events"\n'
+    with served(redis_url, extra_toml=events) as url, httpx.Client(base_url=url) as client:
+        for _ in range(11):
+            client.post("/calls", headers=WHO)
+    tail = ["events", "tail", "--stream", "app:events", "--group", "mailer"]
+    options = ["--storage", redis_url, "--plans", str(POLICY)]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "middleware.cli", *tail, *options],
+            cwd=ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, b"")
+    lines = fairuse(redis_url, capsys, *tail).splitlines()
+    assert [json.loads(line)["type"] for line in lines] == ["usage.threshold", "limit.exceeded"]
 
 
 def test_bad_admin_input_is_refused_with_a_message(redis_url: str, capsys):

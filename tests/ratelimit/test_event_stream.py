@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from ratelimit import Identity, Limiter, ManualClock
 from ratelimit.dispatch import EventDispatcher
-from ratelimit.event_stream import StreamSink, read_group, read_recent
+from ratelimit.event_stream import StreamSink, ack, read_group, read_recent
 from ratelimit.events import THRESHOLD, Event, events_for
 from ratelimit.plans_file import load_policy
 from ratelimit.storage.redis import RedisStorage
@@ -87,12 +87,20 @@ async def test_the_stream_is_capped_and_groups_read_each_event_once(redis_url: s
         seen: list[int] = []
         while batch := await read_group(client, "capped", "mailer", "one", None):
             seen += [e["n"] for _, e in batch]  # up to 100 at a time
+            await ack(client, "capped", "mailer", batch)
         assert len(seen) == await client.xlen("capped")
         assert seen[-1] == 999
         await sink.deliver(Event(THRESHOLD, 0.0, "a", "w", "p", {"n": 1000}))
         again = await read_group(client, "capped", "mailer", "two", None)
         assert [e["n"] for _, e in again] == [1000]  # only what the group has not seen
-        assert (await client.xpending("capped", "mailer"))["pending"] == 0  # acknowledged
+        assert await read_group(client, "capped", "mailer", "two", None) == []
+        # "two" stopped before handling it: it is still its own, and given again on request
+        assert (await client.xpending("capped", "mailer"))["pending"] == 1
+        kept = await read_group(client, "capped", "mailer", "two", None, pending=True)
+        assert kept == again
+        await ack(client, "capped", "mailer", kept)
+        assert (await client.xpending("capped", "mailer"))["pending"] == 0
+        assert await read_group(client, "capped", "mailer", "two", None, pending=True) == []
     finally:
         await client.aclose()
 
