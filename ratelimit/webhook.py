@@ -1,6 +1,6 @@
 """A webhook sink: each event is POSTed as JSON, signed with HMAC-SHA256, retried until 2xx.
 
-Headers: `Fairuse-Event-Id` (the same on every retry: de-duplicate on it), `Fairuse-Event-Type`
+Headers: `Fairuse-Event-Id` (the same on every retry; the signed body holds it too), `Fairuse-Event-Type`
 and `Fairuse-Signature: t=TIMESTAMP,v1=HEX`, where HEX is the HMAC-SHA256 of "TIMESTAMP.BODY"
 under the shared secret. Receivers check it with `verify_signature`, which also refuses old
 timestamps, so a captured request cannot be replayed later.
@@ -8,9 +8,11 @@ timestamps, so a captured request cannot be replayed later.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -29,15 +31,16 @@ def verify_signature(
     secret: str, header: str, body: bytes, *, now: float | None = None, tolerance: float = TOLERANCE
 ) -> bool:
     """True when `header` signs `body` under `secret` and is at most `tolerance` seconds old."""
-    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    stamp = parts.get("t", "")
-    if not stamp.isdigit() or "v1" not in parts:
+    parts = dict(part.strip().split("=", 1) for part in header.split(",") if "=" in part)
+    stamp, given = parts.get("t", ""), parts.get("v1", "")
+    # ASCII digits of a sane length, ASCII hex: anything else is no signature, never an error
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12 and given.isascii()):
         return False
     moment = time.time() if now is None else now
     if abs(moment - int(stamp)) > tolerance:
         return False
     expected = sign(secret, body, int(stamp)).rsplit("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts["v1"])
+    return hmac.compare_digest(expected, given)
 
 
 class WebhookError(Exception):
@@ -61,6 +64,7 @@ class WebhookSink:
         if not secret:
             raise ValueError("a webhook needs a non-empty signing secret")
         self.url = url
+        self.where = _without_secrets(url)  # for logs: a path or query may carry a token
         self.secret = secret
         self.attempts = attempts
         self.backoff = backoff
@@ -80,11 +84,28 @@ class WebhookSink:
             "Fairuse-Event-Type": event.type,
             SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
         }
-        response = await self._client.post(self.url, content=body, headers=headers)
-        if not response.is_success:
-            raise WebhookError(f"{self.url} answered {response.status_code}")
+        # One deadline for the whole attempt (httpx's applies to each read, so a receiver
+        # that trickles bytes would hold the sink for ever), and the answer's body is never
+        # read: only its status counts, whatever size the receiver sends.
+        async with (
+            asyncio.timeout(self.timeout),
+            self._client.stream("POST", self.url, content=body, headers=headers) as response,
+        ):
+            status = response.status_code
+        if not 200 <= status < 300:
+            raise WebhookError(f"{self.where} answered {status}")
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _without_secrets(url: str) -> str:
+    """scheme://host[:port]/... : what a log may show of a webhook URL."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a port: the request fails and says so
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}/..."
