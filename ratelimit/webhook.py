@@ -1,9 +1,9 @@
 """A webhook sink: each event is POSTed as JSON, signed with HMAC-SHA256, retried until 2xx.
 
-Headers: `Fairuse-Event-Id` (the same on every retry; the signed body holds it too), `Fairuse-Event-Type`
-and `Fairuse-Signature: t=TIMESTAMP,v1=HEX`, where HEX is the HMAC-SHA256 of "TIMESTAMP.BODY"
-under the shared secret. Receivers check it with `verify_signature`, which also refuses old
-timestamps, so a captured request cannot be replayed later.
+Headers: `Fairuse-Event-Id` (the same on every retry; the signed body holds it too),
+`Fairuse-Event-Type` and `Fairuse-Signature: t=TIMESTAMP,v1=HEX`, where HEX is the HMAC-SHA256
+of "TIMESTAMP.BODY" under the shared secret. Receivers check it with `verify_signature`, which
+also refuses old timestamps, so a captured request cannot be replayed later.
 """
 
 from __future__ import annotations
