@@ -62,7 +62,7 @@ def add_commands(commands: Any, plans: Path) -> None:
     suspend.add_argument("account")
     suspend.add_argument("workspace", nargs="?", help="default: the whole account")
     ends = suspend.add_mutually_exclusive_group()
-    ends.add_argument("--for", dest="hold", type=parse_duration, help='e.g. "24 hours"')
+    ends.add_argument("--for", dest="hold", type=_duration, help='e.g. "24 hours"')
     ends.add_argument("--until", type=_moment)
     suspend.add_argument("--reason", default="")
     unsuspend = commands.add_parser("unsuspend", parents=[common], help="lift a suspension")
@@ -256,6 +256,13 @@ def _moment(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an ISO date or time, got {text!r}") from None
     return (found if found.tzinfo else found.replace(tzinfo=UTC)).timestamp()
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as error:  # argparse shows only an ArgumentTypeError's own words
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _count(text: str) -> int:

@@ -15,6 +15,7 @@ from .decision import Decision
 from .errors import FairUseError
 from .keys import account_base, escape, overrides_key, stored_name, suspensions_key
 from .limiter import Identity, Limiter
+from .periods import MAX_SECONDS
 from .plans import SIZE_KINDS, Scope
 from .plans_values import MAX_AMOUNT
 from .records import (
@@ -91,6 +92,7 @@ class Admin:
             raise FairUseError(
                 f"the amount must be a whole number from 1 to 2**53 - 1, got {amount}"
             )
+        _check_workspace(workspace)
         self._check_until(until)
         key = overrides_key(account_base(self.limiter.prefix, account))
         field = override_field(limit, workspace)
@@ -115,12 +117,18 @@ class Admin:
     async def clear_override(
         self, account: str, limit: str | None = None, *, workspace: str | None = None
     ) -> int:
-        """Clear one override, or with no limit every override of the account (or workspace)."""
+        """Clear the overrides of `limit` (None: every limit), the account's and every
+        workspace's, or with `workspace` that workspace's only."""
 
-        def wanted(o: Override) -> bool:
+        _check_workspace(workspace)
+        if limit is not None and limit not in self.policy.rules:
+            known = ", ".join(self.policy.rules) or "none"
+            raise FairUseError(f"unknown limit {limit!r}; limits: {known}")
+
+        def wanted(o: Override) -> bool:  # no workspace named: the account's and every one's
             if limit is not None and o.limit != limit:
                 return False
-            return (limit is None and workspace is None) or o.workspace == workspace
+            return workspace is None or o.workspace == workspace
 
         current = await self.overrides(account)
         doomed = [override_field(o.limit, o.workspace) for o in current if wanted(o)]
@@ -139,6 +147,7 @@ class Admin:
         reason: str = "",
     ) -> SuspensionRecord:
         """Refuse the workspace (None: every workspace of the account) until lifted or `until`."""
+        _check_workspace(workspace)
         self._check_until(until)
         key = suspensions_key(account_base(self.limiter.prefix, account))
         field = suspension_field(workspace)
@@ -148,6 +157,7 @@ class Admin:
 
     async def unsuspend(self, account: str, workspace: str | None = None) -> bool:
         """Lift the suspension of the workspace (None: the account-wide one); True if one was."""
+        _check_workspace(workspace)
         key = suspensions_key(account_base(self.limiter.prefix, account))
         field = suspension_field(workspace)
         held = field in await self.storage.read_records(key)
@@ -167,6 +177,7 @@ class Admin:
         many keys went. Chat session markers stay, so live chats do not count again."""
         if limit is not None and limit not in self.policy.rules:
             raise FairUseError(f"unknown limit {limit!r}; limits: {', '.join(self.policy.rules)}")
+        _check_workspace(workspace)
         base = account_base(self.limiter.prefix, account)
         name = "*" if limit is None else stored_name(limit, self.policy.rules[limit].kind)
         if workspace is None:
@@ -191,6 +202,15 @@ class Admin:
     def _check_until(self, until: float | None) -> None:
         if until is not None and until <= self.now():
             raise FairUseError("the end date is in the past")
+        if until is not None and until > self.now() + MAX_SECONDS:  # also nan
+            raise FairUseError("the end date is more than 100 years away")
+
+
+def _check_workspace(workspace: str | None) -> None:
+    """An admin record for an empty workspace id could never be matched by a request, nor
+    told apart from the account's own."""
+    if workspace is not None and not workspace.strip():
+        raise FairUseError("the workspace id is empty")
 
 
 def _in(workspace: str | None, identity: Identity) -> bool:

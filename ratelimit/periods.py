@@ -128,8 +128,19 @@ def _ms(t: float) -> int:
     return round(t * 1000)
 
 
+MAX_SECONDS = 100 * 366 * 86400  # a century: past it, dates leave what calendars can show
+
+
 def parse_duration(text: str) -> float:
-    """'30 minutes', '1 hour', '45s' -> seconds. Raises ValueError with a readable reason."""
+    """'30 minutes', '1 hour', '45s' -> seconds, at most a century. Raises ValueError with a
+    readable reason."""
+    seconds = _parse_duration(text)
+    if not seconds <= MAX_SECONDS:  # also inf and nan
+        raise ValueError(f"a duration can be at most 100 years, got {text!r}")
+    return seconds
+
+
+def _parse_duration(text: str) -> float:
     words = text.strip().lower().split()
     if len(words) == 1:
         for suffix, scale in (
@@ -169,6 +180,8 @@ def parse_period(text: str) -> Period:
         raise ValueError(
             f"calendar periods ({', '.join(CALENDAR_UNITS)}) take no count, got {text!r}"
         )
+    if count * UNIT_SECONDS[unit] > MAX_SECONDS:
+        raise ValueError(f"a period can be at most 100 years, got {text!r}")
     return Period(unit, count)
 
 

@@ -86,6 +86,10 @@ def parse_policy(text: str, path: str) -> Policy:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PlanFileError(path, "", None, v.toml_message(str(exc), text)) from None
+    except ValueError as exc:  # an integer past Python's 4,300 digits
+        raise PlanFileError(path, "", None, f"not a plans file: {exc}") from None
+    except RecursionError:
+        raise PlanFileError(path, "", None, "not a plans file: nested too deeply") from None
     top = Table(path, "", doc, TOP_KEYS)
     if "policy" not in top:
         raise top.error("policy", "missing the [policy] table; it must set name and contact")

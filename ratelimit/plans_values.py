@@ -42,6 +42,7 @@ KIND_KEYS: dict[str, tuple[Kind, ...]] = {  # keys only some kinds take
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z]+)")
 _PARAM = re.compile(r"\{([^{}]*)\}")
 _PARAM_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(:path)?")
+_ZERO_PERIOD = re.compile(r"(?:\bper\b|/)\s*0+\s*[A-Za-z]")
 _HEADER = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 
 
@@ -266,6 +267,8 @@ def rate(key: str, value: object) -> tuple[int, Period]:
     item = items[0]
     if not 1 <= item.amount < MAX_AMOUNT:
         raise ValueError(f"{key} must allow 1 to 2**53 - 1 per period, got {show(value)}")
+    if _ZERO_PERIOD.search(written):  # the limits package reads "per 0 minutes" as per 1
+        raise ValueError(f"{key} needs a period of at least 1, got {show(value)}")
     try:
         every = parse_period(f"{item.multiples or 1} {item.GRANULARITY.name}")
     except ValueError as exc:

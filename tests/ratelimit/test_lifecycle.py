@@ -174,7 +174,31 @@ async def test_override_validation(limiter: Limiter, clock):
         await admin.set_override("acme", "calls_per_hour", 0)
     with pytest.raises(FairUseError, match="in the past"):
         await admin.set_override("acme", "calls_per_hour", 5, until=clock.now() - 1)
+    far = clock.now() + 101 * 366 * 86400  # its date could not even be shown
+    with pytest.raises(FairUseError, match="more than 100 years away"):
+        await admin.set_override("acme", "calls_per_hour", 5, until=far)
+    with pytest.raises(FairUseError, match="more than 100 years away"):
+        await admin.suspend("acme", "main", until=far)
+    for empty in ("", " "):  # a record no request could match, nor tell from the account's
+        with pytest.raises(FairUseError, match="the workspace id is empty"):
+            await admin.set_override("acme", "sessions_per_month", 5, workspace=empty)
+        with pytest.raises(FairUseError, match="the workspace id is empty"):
+            await admin.suspend("acme", empty)
+    with pytest.raises(FairUseError, match="unknown limit 'bogus'"):
+        await admin.clear_override("acme", "bogus")
+    assert await admin.overrides("acme") == []
+    assert await admin.suspensions("acme") == []
     assert admin.not_counted_on("workspaces") == ["free", "team"]
+
+
+async def test_clearing_a_limits_override_clears_it_for_every_workspace(limiter: Limiter):
+    admin = Admin(limiter)
+    await admin.set_override("acme", "sessions_per_month", 7)
+    await admin.set_override("acme", "sessions_per_month", 8, workspace="main")
+    await admin.set_override("acme", "sessions_per_month", 9, workspace="other")
+    assert await admin.clear_override("acme", "sessions_per_month", workspace="other") == 1
+    assert await admin.clear_override("acme", "sessions_per_month") == 2
+    assert await admin.overrides("acme") == []
 
 
 async def test_reset_clears_counters_and_denial_counts(limiter: Limiter):

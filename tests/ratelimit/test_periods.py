@@ -113,10 +113,22 @@ def test_parse_duration(text: str, seconds: float):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "soon", "3 fortnights", "1 month", "-5 minutes", "0 seconds"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "soon", "3 fortnights", "1 month", "-5 minutes", "0 seconds",
+     "inf hours", "infh", "nan s", "1e400 minutes", "1e12d", "36601 days"],
+)  # fmt: skip
 def test_parse_duration_refuses(text: str):
     with pytest.raises(ValueError, match=r"duration|unit"):
         parse_duration(text)
+
+
+def test_periods_and_durations_stop_at_a_century():
+    """Past that, a suspension's end or a window's bounds leave what dates can show (500s)."""
+    assert parse_duration("36600 days") == 36600 * 86400
+    assert parse_period("876000 hours") == Period("hour", 876000)
+    with pytest.raises(ValueError, match="a period can be at most 100 years"):
+        parse_period("100000000000 hours")
 
 
 @pytest.mark.parametrize(

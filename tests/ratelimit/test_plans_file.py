@@ -129,6 +129,10 @@ INVALID = [
         '[routes.chat] match: parameter "id" appears twice in "/v1/{id}/chats/{id}"',
     ),
     (
+        "duration_too_long",
+        "[policy] session_timeout: a duration can be at most 100 years, got '1e400 minutes'",
+    ),
+    (
         "empty_routes",
         "[limits.sessions_per_month] routes must name at least one entry; leave routes "
         "out to mean all",
@@ -164,6 +168,11 @@ INVALID = [
         '[limits.file_size] kind = "file_size" measures uploaded files, but '
         "[routes.ticket] is not an upload route; set upload = true there, or list only "
         "upload routes in routes",
+    ),
+    (
+        "huge_integer",
+        "[] not a plans file: Exceeds the limit (4300 digits) for integer string conversion:"
+        " value has 4301 digits; use sys.set_int_max_str_digits() to increase the limit",
     ),
     (
         "match_form",
@@ -212,6 +221,10 @@ INVALID = [
         "sliding_window and token_bucket limits take it",
     ),
     (
+        "period_too_long",
+        "[limits.chats] per: a period can be at most 100 years, got '100000000000 hours'",
+    ),
+    (
         "plan_bucket_too_large",
         "[plans.pro.limits.messages] token bucket too large for exact arithmetic: burst "
         "4,000,000,000 × 2,678,400,000 ms per month = 10,713,600,000,000,000,000, which "
@@ -241,6 +254,10 @@ INVALID = [
     (
         "rate_with_limit",
         "[limits.chats] rate already sets limit and per; use rate, or limit and per",
+    ),
+    (
+        "rate_zero_period",
+        '[limits.chats] rate needs a period of at least 1, got "10 per 0 minutes"',
     ),
     (
         "route_unknown_plan",
@@ -286,6 +303,10 @@ INVALID = [
         "suspension_plan_without_policy",
         "[plans.pro.suspension] missing required key 'within': the period the denials are "
         'counted in, such as "1 hour"',
+    ),
+    (
+        "suspension_too_long",
+        "[policy.suspension] for: a duration can be at most 100 years, got '10000000 days'",
     ),
     (
         "suspension_too_short",
