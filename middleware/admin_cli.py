@@ -141,10 +141,20 @@ async def _suspend(admin: Admin, args: argparse.Namespace) -> None:
 async def _unsuspend(admin: Admin, args: argparse.Namespace) -> None:
     lifted = await admin.unsuspend(args.account, args.workspace)
     said = "suspension lifted" if lifted else "was not suspended"
+    if not lifted and args.workspace is None:  # the account's own record; its workspaces'?
+        held = [s.workspace for s in await admin.suspensions(args.account) if s.workspace]
+        if held:
+            said = (
+                f"had no account-wide suspension; suspended workspaces: {', '.join(held)} "
+                f"(fairuse unsuspend {args.account} WORKSPACE)"
+            )
     print(f"{_who(args.account, args.workspace)}: {said}")
 
 
 async def _events_tail(admin: Admin, args: argparse.Namespace) -> None:
+    from redis.exceptions import RedisError
+
+    from ratelimit.errors import StorageError
     from ratelimit.event_stream import DEFAULT_STREAM
     from ratelimit.storage.redis import RedisStorage
 
@@ -156,6 +166,8 @@ async def _events_tail(admin: Admin, args: argparse.Namespace) -> None:
         await _tail(
             reader.client, args.stream or admin.policy.events.stream or DEFAULT_STREAM, args
         )
+    except RedisError as error:  # told like every other command's storage failure
+        raise StorageError(error) from None
     finally:
         await reader.close()
 

@@ -133,6 +133,28 @@ def test_events_tail_for_a_group_loses_nothing_into_a_closed_pipe(redis_url: str
     assert [json.loads(line)["type"] for line in lines] == ["usage.threshold", "limit.exceeded"]
 
 
+def test_unsuspend_of_an_account_names_its_suspended_workspaces(redis_url: str, capsys):
+    fairuse(redis_url, capsys, "suspend", "solo", "solo", "--for", "1 hour")
+    said = fairuse(redis_url, capsys, "unsuspend", "solo")
+    assert said == (
+        "solo: had no account-wide suspension; suspended workspaces: solo "
+        "(fairuse unsuspend solo WORKSPACE)\n"
+    )
+    assert (
+        fairuse(redis_url, capsys, "unsuspend", "solo", "solo") == "solo/solo: suspension lifted\n"
+    )
+
+
+def test_events_tail_tells_a_storage_failure_in_one_line(redis_url: str, capsys):
+    nobody = "redis://127.0.0.1:1/0"
+    assert main(["events", "tail", "--storage", nobody, "--plans", str(POLICY)]) == 1
+    assert capsys.readouterr().err.startswith("fairuse: storage failed: ConnectionError")
+    redis.Redis.from_url(plain(redis_url)).set("not-a-stream", "x")
+    tail = ["events", "tail", "--stream", "not-a-stream", "--group", "g"]
+    assert main([*tail, "--storage", redis_url, "--plans", str(POLICY)]) == 1
+    assert capsys.readouterr().err.startswith("fairuse: storage failed: ResponseError: WRONGTYPE")
+
+
 def test_bad_admin_input_is_refused_with_a_message(redis_url: str, capsys):
     assert main(["override", "set", "acme", "nope", "5", "--storage", redis_url]) == 1
     assert "unknown limit 'nope'" in capsys.readouterr().err
