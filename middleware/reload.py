@@ -20,7 +20,7 @@ from ratelimit.plans_file import load_policy
 
 logger = logging.getLogger("fairuse")
 
-Signature = tuple[int, int, int] | None
+Signature = tuple[int, int, int, int] | None
 
 
 def file_signature(path: str | os.PathLike[str]) -> Signature:
@@ -28,7 +28,9 @@ def file_signature(path: str | os.PathLike[str]) -> Signature:
         stat = os.stat(path)
     except OSError:
         return None
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    # ctime too: a copy that keeps the old mtime (cp -p, tar, reproducible builds) and size
+    # still changes it
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 class PolicyWatcher:

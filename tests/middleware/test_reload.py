@@ -182,3 +182,17 @@ def test_requests_in_flight_finish_on_the_policy_they_started_with(tmp_path: Pat
     [response] = result
     assert response.text == "v1"
     assert response.headers["ratelimit-policy"] == '"calls";q=5;w=3600'
+
+
+def test_a_copy_that_keeps_the_old_size_and_time_is_noticed(tmp_path: Path):
+    """cp -p of a file with the same size and mtime (tar, reproducible builds)."""
+    from middleware.reload import file_signature
+
+    plans = tmp_path / "plans.toml"
+    plans.write_text("limit = 2000\n")
+    os.utime(plans, ns=(1_000_000_000, 1_000_000_000))
+    before = file_signature(plans)
+    time.sleep(0.01)
+    plans.write_text("limit = 3000\n")  # in place: same inode, same size
+    os.utime(plans, ns=(1_000_000_000, 1_000_000_000))
+    assert file_signature(plans) != before
