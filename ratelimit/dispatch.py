@@ -162,7 +162,7 @@ def configured_sinks(settings: EventSettings, storage: Storage) -> list[EventSin
                 f"[events] stream = {settings.stream!r} needs Redis storage; this app stores in"
                 f" {storage.url}"
             )
-        sinks.append(StreamSink(storage.client, settings.stream, maxlen=settings.stream_maxlen))
+        sinks.append(StreamSink(storage.url, settings.stream, maxlen=settings.stream_maxlen))
     if settings.webhook is not None and settings.webhook_secret_env is not None:
         secret = os.environ.get(settings.webhook_secret_env, "")
         if not secret:

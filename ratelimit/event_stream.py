@@ -34,10 +34,12 @@ class StreamSink:
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         name: str = "stream",
+        socket_timeout: float = 5.0,
     ) -> None:
         self._owned: RedisStorage | None = None
-        if isinstance(redis, str):
-            self._owned = RedisStorage(redis)
+        if isinstance(redis, str):  # its own connection, not bound by the hot path's timeout:
+            # an XADD answered after a timeout is retried, and the event appended twice
+            self._owned = RedisStorage(redis, socket_timeout=socket_timeout)
             self.client: Redis = self._owned.client
         else:
             self.client = redis

@@ -8,14 +8,16 @@ import multiprocessing
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from ratelimit import Identity, Limiter, ManualClock
-from ratelimit.dispatch import EventDispatcher
+from ratelimit.dispatch import EventDispatcher, configured_sinks
 from ratelimit.event_stream import StreamSink, ack, read_group, read_recent
 from ratelimit.events import THRESHOLD, Event, events_for
+from ratelimit.plans import EventSettings
 from ratelimit.plans_file import load_policy
 from ratelimit.storage.redis import RedisStorage
 
@@ -118,3 +120,60 @@ async def test_a_sink_opened_from_a_url_takes_every_storage_url(
     finally:
         await sink.aclose()
     assert [(e["id"], e["n"]) for _, e in recent] == [("one", 1)]
+
+
+class LateReplies:
+    """A TCP relay to Redis that holds back the first reply to an XADD by `delay` seconds."""
+
+    def __init__(self, port: int, delay: float) -> None:
+        self.port, self.delay, self.held = port, delay, False
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.port)
+        xadd = asyncio.Event()
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, out: bool):
+            try:
+                while data := await source.read(65536):
+                    if out and b"XADD" in data.upper():
+                        xadd.set()
+                    elif not out and xadd.is_set() and not self.held:
+                        self.held = True
+                        await asyncio.sleep(self.delay)
+                    sink.write(data)
+                    await sink.drain()
+            except ConnectionError:
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(
+            pipe(reader, upstream_writer, True), pipe(upstream_reader, writer, False)
+        )
+
+
+async def test_an_append_answered_late_is_not_appended_twice(redis_server):
+    """The storage's own timeout is 0.25 s: the sink from [events] must not share it, or an
+    XADD whose reply comes at 0.4 s is retried and the event stored twice."""
+    async with LateReplies(redis_server.port, 0.4) as url:
+        storage = RedisStorage(url)
+        settings = EventSettings(stream="late:events")
+        dispatcher = EventDispatcher(configured_sinks(settings, storage))
+        dispatcher.emit([Event(THRESHOLD, 0.0, "a", "w", "p", id="once")])
+        await dispatcher.aclose()
+        await storage.close()
+    client = Redis(port=redis_server.port)
+    try:
+        entries: Any = await client.xrange("late:events")
+    finally:
+        await client.aclose()
+    assert [fields[b"id"] for _, fields in entries] == [b"once"]
