@@ -328,6 +328,11 @@ def match(key: str, value: object) -> Match:
         raise ValueError(f'{key}: unknown method "{method}"; use one of {", ".join(METHODS)}')
     if not template.startswith("/"):
         raise ValueError(f'{key}: the path must start with "/", got "{template}"')
+    if any(mark in template for mark in "?#%"):  # such a rule could never match a request
+        raise ValueError(
+            f"{key}: the path is matched as the app sees it, decoded and without a query or"
+            f' fragment; write it without "?", "#" or "%" escapes, got "{template}"'
+        )
     regex, shape, params, end = [], [], [], 0
     for found in [*_PARAM.finditer(template), None]:
         literal = template[end : found.start() if found else len(template)]

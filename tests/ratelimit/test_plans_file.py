@@ -180,6 +180,11 @@ INVALID = [
         '/v1/chats/{chat_id}/messages", got "/v1/chats"',
     ),
     (
+        "match_query",
+        "[routes.things] match: the path is matched as the app sees it, decoded and without a"
+        ' query or fragment; write it without "?", "#" or "%" escapes, got "/v1/things?x=1"',
+    ),
+    (
         "missing_contact",
         "[policy] missing required key 'contact': who to reach for limits no plan lifts",
     ),
