@@ -117,8 +117,9 @@ def ratelimit_headers(decision: Decision, legacy: bool = False) -> list[tuple[by
     headers = [(b"ratelimit-policy", found[1]), (b"ratelimit", states.encode())]
     if legacy:
         limit, remaining, reset_at = rates[0]
-        headers += [
-            (b"x-ratelimit-limit", str(limit.amount).encode()),
+        quota = limit.burst if limit.rule.kind is Kind.TOKEN_BUCKET else None
+        headers += [  # the quota RateLimit-Policy names: a bucket's burst
+            (b"x-ratelimit-limit", str(quota or limit.amount).encode()),
             (b"x-ratelimit-remaining", str(remaining).encode()),
         ]
         if reset_at is not None:

@@ -67,10 +67,13 @@ class AllowedAnswer:
         result = self.result
         best, most = -1, -1.0
         at = 5  # the first op's remaining
-        for i, amount in enumerate(self.amounts):
-            fill = 1.0 - result[at] / amount if amount else 0.0
-            if fill > most:
-                best, most = i, fill
+        for i, (op, amount) in enumerate(zip(self.ops, self.amounts, strict=True)):
+            if op.code != "4":  # a cap for life never binds an allowed request
+                burst = op.limit.burst if op.code == "3" else None
+                capacity = burst if burst is not None else amount
+                fill = 1.0 - result[at] / capacity if capacity else 0.0
+                if fill > most:
+                    best, most = i, fill
             at += STATUS_WIDTH
         return best
 

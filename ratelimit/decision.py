@@ -41,10 +41,14 @@ class LimitStatus:
 
     @property
     def fill(self) -> float:
-        """How close to exhaustion, 0..1; unlimited limits are never close."""
-        if self.limit.amount is None or self.remaining is None:
+        """How close to exhaustion, 0..1; unlimited limits are never close. A bucket holds its
+        burst, not its rate's amount."""
+        capacity = self.limit.amount
+        if capacity is None or self.remaining is None:
             return 0.0
-        return 1.0 - self.remaining / self.limit.amount
+        if self.limit.rule.kind is Kind.TOKEN_BUCKET and self.limit.burst is not None:
+            capacity = self.limit.burst
+        return 1.0 - self.remaining / capacity
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,5 +216,9 @@ def pick_binding(statuses: tuple[LimitStatus, ...], allowed: bool) -> LimitStatu
     if not allowed:
         denied = [s for s in statuses if not s.allowed]
         return max(denied, key=lambda s: (s.is_cap, s.retry_after)) if denied else None
-    counted = [s for s in statuses if s.remaining is not None and s.limit.amount is not None]
+    counted = [  # a cap for life (one workspace) is no rate: it never binds an allowed one
+        s
+        for s in statuses
+        if s.remaining is not None and s.limit.amount is not None and not s.is_cap
+    ]
     return max(counted, key=lambda s: s.fill) if counted else None

@@ -9,10 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
+from middleware.demo import create_app
 from middleware.fairuse import FairUseMiddleware
 from ratelimit import Decision, Identity, Limiter, ManualClock
 from ratelimit.storage.redis import RedisStorage
 
+from ..conftest import ROOT
 from .conftest import NOW, headers
 
 pytestmark = pytest.mark.e2e
@@ -225,3 +227,26 @@ def test_clock_moves_and_the_month_resets(demo: httpx.Client, clock: ManualClock
     assert chat(demo, "late", who).status_code == 429
     clock.set(MONTH_END)
     assert chat(demo, "late", who).status_code == 200
+
+
+def test_the_fullest_limit_comes_first_a_bucket_measured_by_its_burst():
+    """A chat's bucket (30 a minute, burst 20) 19 of 20 full is less full than 35 of 100
+    sessions; an LTD account's one workspace (a cap for life) never comes first."""
+    app = create_app(ROOT / "plans.toml", "memory://", clock=ManualClock(NOW), legacy_headers=True)
+
+    async def run() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+            for n in range(35):
+                sandbox = await client.post(
+                    f"/v1/chats/c{n}/messages", headers=headers("s", "sandbox")
+                )
+            for _ in range(18):
+                ltd = await client.post("/v1/chats/one/messages", headers=headers("l", "ltd"))
+        return sandbox, ltd
+
+    sandbox, ltd = asyncio.run(run())
+    assert sandbox.headers["ratelimit"].startswith('"sessions_per_month";r=65;')
+    assert ltd.headers["ratelimit"].startswith('"messages_per_session";r=2;')
+    legacy = (ltd.headers["x-ratelimit-limit"], ltd.headers["x-ratelimit-remaining"])
+    assert legacy == ("20", "2")  # the burst, as RateLimit-Policy's q=20
