@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -9,7 +10,7 @@ from zoneinfo import ZoneInfo
 from ratelimit import Decision, LimitStatus, Plan, Upgrade
 from ratelimit.decision import Suspension
 from ratelimit.periods import Period
-from ratelimit.plans import Kind, Scope
+from ratelimit.plans import Kind, Rule, Scope
 
 SCOPE_NOUNS = {
     Scope.ACCOUNT: "account",
@@ -65,7 +66,7 @@ def when(moment: float, tz: ZoneInfo) -> str:
 
 def duration(seconds: float) -> str:
     """'45 seconds', '12 minutes', '3 hours'."""
-    whole = max(1, round(seconds))
+    whole = max(1, math.ceil(seconds))  # as Retry-After: never sooner than it
     for size, name in ((86400, "day"), (3600, "hour"), (60, "minute")):
         if whole >= 2 * size or (size == 60 and whole >= 60):
             count = -(-whole // size)
@@ -91,7 +92,7 @@ def limit_detail(decision: Decision, status: LimitStatus) -> str:
             f"This {noun} already has {amount_text(amount, rule.unit)}, "
             f"the most the {plan.title} plan allows."
         )
-        return f"{first} {way_out(decision, rule.unit, None)}"
+        return f"{first} {way_out(decision, rule, None)}"
     if rule.kind is Kind.TOKEN_BUCKET:
         assert rule.period is not None
         first = (
@@ -100,27 +101,39 @@ def limit_detail(decision: Decision, status: LimitStatus) -> str:
         )
         return f"{first} Try again in {duration(status.retry_after)}."
     assert rule.period is not None
-    first = (
-        f"This {noun} has used all {amount_text(amount, rule.unit)} included in the "
-        f"{plan.title} plan {THIS_PERIOD[rule.period.unit] if rule.period.count == 1 else ''}"
-    ).rstrip() + "."
+    period = rule.period
+    when_text = THIS_PERIOD[period.unit] if period.count == 1 else f"every {period}"
+    planned = plan.limits.get(status.limit.name)
+    if planned is not None and planned.amount == amount:
+        source = f"included in the {plan.title} plan {when_text}"
+    else:  # an admin's override
+        source = f"it is allowed {when_text}"
+    if status.remaining:  # some is left, less than this request counts
+        first = (
+            f"This {noun} has {status.remaining:,} of the {amount_text(amount, rule.unit)} "
+            f"{source} left, fewer than this request counts."
+        )
+    else:
+        first = f"This {noun} has used all {amount_text(amount, rule.unit)} {source}."
     if rule.period.calendar and status.reset_at is not None:
         reset = f"{plural(rule.unit).capitalize()} reset on {when(status.reset_at, rule.timezone)}."
     else:
         reset = f"Try again in {duration(status.retry_after)}."
-    return f"{first} {reset} {way_out(decision, rule.unit, rule.period)}"
+    return f"{first} {reset} {way_out(decision, rule, rule.period)}"
 
 
-def way_out(decision: Decision, unit: str, period: Period | None) -> str:
+def way_out(decision: Decision, rule: Rule, period: Period | None) -> str:
     upgrade = decision.upgrade
     if upgrade is not None:
-        return upgrade_sentence(upgrade, unit, period)
+        return upgrade_sentence(upgrade, rule, period)
     return f"To go beyond this limit, contact {decision.contact}."
 
 
-def upgrade_sentence(upgrade: Upgrade, unit: str, period: Period | None) -> str:
-    rate = "" if period is None or upgrade.amount is None else f" {every(period)}"
-    return f"Upgrade to {upgrade.title} for {amount_text(upgrade.amount, unit)}{rate}."
+def upgrade_sentence(upgrade: Upgrade, rule: Rule, period: Period | None) -> str:
+    if upgrade.amount is None:  # no limit of this kind there; its other limits still hold
+        return f"Upgrade to {upgrade.title} for no limit on {rule.title}."
+    rate = "" if period is None else f" {every(period)}"
+    return f"Upgrade to {upgrade.title} for {amount_text(upgrade.amount, rule.unit)}{rate}."
 
 
 def too_costly_detail(
@@ -142,7 +155,7 @@ def too_costly_detail(
         "waits."
     )
     if upgrade is not None:
-        return f"{first} {upgrade_sentence(upgrade, rule.unit, rule.period)}"
+        return f"{first} {upgrade_sentence(upgrade, rule, rule.period)}"
     return f"{first} To go beyond this limit, contact {contact}."
 
 

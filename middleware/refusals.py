@@ -33,8 +33,8 @@ def render_key(decision: Decision, legacy_headers: bool) -> tuple[object, ...] |
         id(decision.plan),
         id(decision.upgrade),
         decision.contact,
-        math.ceil(binding.retry_after),  # Retry-After and "retry_after"
-        round(binding.retry_after),  # "Try again in ..." (messages.duration)
+        math.ceil(binding.retry_after),  # Retry-After, "retry_after" and "Try again in ..."
+        binding.remaining,  # "has N of the ... left"
     ]
     binding_at = -1
     for at, status in enumerate(decision.statuses):

@@ -294,3 +294,7 @@ def test_a_request_costing_more_than_its_limit_ever_holds_gets_413_without_retry
         later = httpx.post(f"{url}/calls", headers={**WHO, "X-Minutes": "20"})
         assert later.status_code == 429
         assert "retry-after" in later.headers
+        assert later.json()["detail"].startswith(  # not "used all": 10 are left
+            "This account has 10 of the 100 minutes included in the Basic plan today left, fewer"
+            " than this request counts."
+        )

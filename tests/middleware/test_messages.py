@@ -9,6 +9,7 @@ import pytest
 
 from middleware.messages import duration, limit_detail, plural
 from ratelimit import Decision, Identity, Limiter, ManualClock
+from ratelimit.admin import Admin
 from ratelimit.plans_file import load_policy
 from ratelimit.storage.memory import MemoryStorage
 
@@ -80,6 +81,7 @@ async def test_cap_sentence():
     ("seconds", "text"),
     [
         (0.2, "1 second"),
+        (1.4, "2 seconds"),  # never sooner than Retry-After, which rounds up
         (45, "45 seconds"),
         (60, "1 minute"),
         (61, "2 minutes"),
@@ -104,3 +106,28 @@ def test_plural():
         "days",
         "keys",
     ]
+
+
+async def test_an_override_is_not_called_the_plans_own_amount():
+    clock = ManualClock(datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC))
+    limiter = Limiter(load_policy(SMALL), MemoryStorage(), clock=clock)
+    await Admin(limiter).set_override("acme", "sessions_per_month", 2)
+    who = Identity("acme", "main", "team")
+    for chat in ("a", "b"):
+        await limiter.check(who, "chat", session=chat)
+    assert sentence(await limiter.check(who, "chat", session="c")).startswith(
+        "This workspace has used all 2 chat sessions it is allowed this month. "
+    )
+
+
+async def test_an_upgrade_without_this_limit_is_offered_as_no_limit_on_it():
+    """Not "unlimited chat sessions": the plan has no such limit, its others still hold."""
+    clock = ManualClock(datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC))
+    limiter = Limiter(load_policy(SMALL), MemoryStorage(), clock=clock)
+    who = Identity("acme", "main", "team")  # 10 sessions a month, 5 chats an hour
+    for n in range(10):
+        assert (await limiter.check(who, "chat", session=f"c{n}")).allowed
+        clock.advance(3600 if n % 4 == 3 else 1)
+    assert sentence(await limiter.check(who, "chat", session="c10")).endswith(
+        "Upgrade to Big for no limit on sessions per month."
+    )
