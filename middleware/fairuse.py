@@ -149,7 +149,7 @@ class FairUseMiddleware:
             await refusal.problem.send(send)
             return
         if not decision.allowed:
-            if decision.suspended is not None:
+            if decision.suspended is not None or decision.suspends is not None:
                 await problems.suspended(decision, active.policy.contact).send(send)
             else:
                 await refusals.limit_reached(decision, self.legacy_headers).send(send)

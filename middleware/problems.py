@@ -111,8 +111,9 @@ def too_costly(decision: Decision, binding: LimitStatus, cost: int, contact: str
 
 
 def suspended(decision: Decision, contact: str) -> Problem:
-    """403 for a suspended workspace or account: until when, and whom to contact."""
-    suspension = decision.suspended
+    """403 for a suspended workspace or account: until when, and whom to contact. Also for
+    the denial that suspends it: a 429 would invite a retry that can only meet the 403."""
+    suspension = decision.suspended or decision.suspends
     if suspension is None:
         raise ValueError("the decision holds no suspension")
     return _suspended(decision.plan.name, suspension, contact)

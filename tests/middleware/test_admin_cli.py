@@ -43,7 +43,9 @@ def test_suspension_from_the_first_denial_to_unsuspend(redis_url: str, capsys):
     with served(redis_url, on_event=collected) as url, httpx.Client(base_url=url) as client:
         for _ in range(10):
             assert client.post("/calls", headers=WHO).status_code == 200
-        assert [client.post("/calls", headers=WHO).status_code for _ in range(3)] == [429] * 3
+        assert [client.post("/calls", headers=WHO).status_code for _ in range(2)] == [429] * 2
+        suspending = client.post("/calls", headers=WHO)  # the third denial suspends: says so
+        assert suspending.status_code == 403
         refused = client.post("/calls", headers=WHO)
         assert refused.status_code == 403
         body = refused.json()

@@ -50,8 +50,13 @@ def test_fifty_denials_suspend_the_workspace_until_lifted(demo: httpx.Client):
     assert chat(demo, "c1", who).status_code == 200  # a live chat
     served = middleware_of(demo).limiter
     assert asyncio.run(spend(served, Identity("acme", "noisy", "ltd"), "ticket", 10_000))
-    for _ in range(50):  # the 50th denial is still a 429 for the limit; it starts the suspension
+    for _ in range(49):
         assert demo.post("/v1/tickets", headers=who).status_code == 429
+    # the 50th denial starts the suspension, and says so: a 429 would invite a retry
+    suspending = demo.post("/v1/tickets", headers=who)
+    assert suspending.status_code == 403
+    assert "retry-after" not in suspending.headers
+    assert suspending.json()["type"] == "urn:fairuse:problem:suspended"
 
     refused = chat(demo, "c1", who)  # even a message in a live chat
     assert refused.status_code == 403
