@@ -169,7 +169,7 @@ def suspended_detail(suspension: Suspension, contact: str) -> str:
     noun = SCOPE_NOUNS[suspension.scope]
     if suspension.until is None:
         return f"This {noun} is suspended. To have it restored, contact {contact}."
-    end = when(suspension.until, ZoneInfo("UTC"))
+    end = when(math.ceil(suspension.until / 60) * 60, ZoneInfo("UTC"))  # minutes: never early
     return f"This {noun} is suspended until {end}. To have it restored sooner, contact {contact}."
 
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from middleware.messages import duration, limit_detail, plural
+from middleware.messages import duration, limit_detail, plural, suspended_detail
 from ratelimit import Decision, Identity, Limiter, ManualClock
 from ratelimit.admin import Admin
+from ratelimit.decision import Suspension
+from ratelimit.plans import Scope
 from ratelimit.plans_file import load_policy
 from ratelimit.storage.memory import MemoryStorage
 
@@ -131,3 +133,9 @@ async def test_an_upgrade_without_this_limit_is_offered_as_no_limit_on_it():
     assert sentence(await limiter.check(who, "chat", session="c10")).endswith(
         "Upgrade to Big for no limit on sessions per month."
     )
+
+
+def test_a_suspensions_end_is_told_to_the_minute_never_early():
+    until = datetime(2026, 11, 24, 10, 30, 15, tzinfo=UTC).timestamp()
+    told = suspended_detail(Suspension(Scope.WORKSPACE, until), "help@example.test")
+    assert told.startswith("This workspace is suspended until 24 November 2026 at 10:31 UTC.")
