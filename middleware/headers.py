@@ -106,12 +106,14 @@ def ratelimit_headers(decision: Decision, legacy: bool = False) -> list[tuple[by
     if found is None:
         found = _format(tuple(rate[0] for rate in rates))
     now = decision.now
+    resets = [None if r is None else max(0, math.ceil(r - now)) for _, _, r in rates]
+    binding = decision.binding
+    if not decision.allowed and binding is not None and rates[0][0] is binding.limit:
+        resets[0] = decision.retry_after  # the draft: t names the moment Retry-After does
     states = ", ".join(
         [
-            f"{head}{remaining}"
-            if reset_at is None
-            else f"{head}{remaining};t={max(0, math.ceil(reset_at - now))}"
-            for head, (_, remaining, reset_at) in zip(found[2], rates, strict=True)
+            f"{head}{remaining}" if reset is None else f"{head}{remaining};t={reset}"
+            for head, (_, remaining, _), reset in zip(found[2], rates, resets, strict=True)
         ]
     )
     headers = [(b"ratelimit-policy", found[1]), (b"ratelimit", states.encode())]

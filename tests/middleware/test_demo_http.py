@@ -127,6 +127,8 @@ def test_the_2001st_new_chat_in_an_hour_names_the_hourly_limit(demo: httpx.Clien
     # NOW is 10:30. A sliding window: 1 ms into 11:00 the last hour's 2,000 weigh 1,999.9994,
     # so the estimate is 1,999 and one more chat passes.
     assert int(refused.headers["retry-after"]) == 30 * 60 + 1
+    # and RateLimit's t names the same moment (the draft), not the window's whole drain
+    assert refused.headers["ratelimit"].startswith('"chats_per_hour";r=0;t=1801,')
 
 
 def test_ltd_second_workspace_is_forbidden_and_tickets_cap_at_10000(demo: httpx.Client):
