@@ -7,7 +7,7 @@ import math
 from ratelimit import Decision
 from ratelimit.answer import DISTINCT, AllowedAnswer
 from ratelimit.ops import STATUS_WIDTH, Op
-from ratelimit.plans import Kind, Limit
+from ratelimit.plans import Counts, Kind, Limit
 
 NOMINAL_SECONDS = {"month": 30 * 86400, "year": 365 * 86400}
 
@@ -25,6 +25,8 @@ def _window(limit: Limit) -> int | None:
 def _policy_item(limit: Limit) -> str:
     quota = limit.burst if limit.rule.kind is Kind.TOKEN_BUCKET else None
     item = f'"{limit.name}";q={quota or limit.amount}'
+    if limit.rule.counts is Counts.BYTES:  # the draft's quota unit; the default is requests
+        item += ';qu="content-bytes"'
     window = _window(limit)
     return item if window is None else f"{item};w={window}"
 

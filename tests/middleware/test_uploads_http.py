@@ -348,3 +348,13 @@ def test_a_body_sent_whole_is_measured_the_same(uploads: Served):
         'The file "whole.bin" is larger than 100 KB, the most the Basic plan allows for one file.'
         " Upgrade to Plus for files of up to 200 KB."
     )
+
+
+def test_a_byte_quota_is_announced_in_bytes(uploads: Served):
+    """RateLimit-Policy's quota unit: without `qu` a client reads 250,000 requests."""
+    answer = upload(uploads.client, [("f", "a.bin", 1_000)], "basic")
+    assert answer.status_code == 201
+    assert (
+        '"upload_bytes_per_year";q=250000;qu="content-bytes";w='
+        in answer.headers["ratelimit-policy"]
+    )
