@@ -144,7 +144,7 @@ class FairUseMiddleware:
             return
         route, params = matched
         try:
-            decision, identity = await self._decide(active, scope, route, params)
+            decision, identity, session = await self._decide(active, scope, route, params)
         except _Refusal as refusal:
             await refusal.problem.send(send)
             return
@@ -159,7 +159,6 @@ class FairUseMiddleware:
         app = self.app
         upload_rules = active.uploads.get((identity.plan, route.name))
         if upload_rules is not None:  # file, body and byte limits, measured as the body streams
-            session = _read("chat id", route.session, scope, params) if route.session else None
             emit = self._emitter(identity, active.policy.contact, session)
             app = UploadGuard(app, upload_rules, context, self.upload_options, session, emit)
         headers = ratelimit_headers(decision, self.legacy_headers)
@@ -189,7 +188,7 @@ class FairUseMiddleware:
 
     async def _decide(
         self, active: ActivePolicy, scope: Scope, route: Route, params: dict[str, str]
-    ) -> tuple[Decision, Identity]:
+    ) -> tuple[Decision, Identity, str | None]:
         try:
             identify = self.identify
             if type(identify) is HeaderIdentity:  # sync, and checks what it reads: no resolve
@@ -236,7 +235,7 @@ class FairUseMiddleware:
             binding = decision.binding
             if binding is not None and not binding.takes(cost):  # no Retry-After would help
                 raise _Refusal(problems.too_costly(decision, binding, cost, active.policy.contact))
-        return decision, identity
+        return decision, identity, session
 
     def _emitter(
         self, identity: Identity, contact: str, session: str | None
