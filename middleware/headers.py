@@ -23,8 +23,7 @@ def _window(limit: Limit) -> int | None:
 
 
 def _policy_item(limit: Limit) -> str:
-    quota = limit.burst if limit.rule.kind is Kind.TOKEN_BUCKET else None
-    item = f'"{limit.name}";q={quota or limit.amount}'
+    item = f'"{limit.name}";q={limit.quota}'
     if limit.rule.counts is Counts.BYTES:  # the draft's quota unit; the default is requests
         item += ';qu="content-bytes"'
     window = _window(limit)
@@ -121,9 +120,8 @@ def ratelimit_headers(decision: Decision, legacy: bool = False) -> list[tuple[by
     headers = [(b"ratelimit-policy", found[1]), (b"ratelimit", states.encode())]
     if legacy:
         limit, remaining, reset_at = rates[0]
-        quota = limit.burst if limit.rule.kind is Kind.TOKEN_BUCKET else None
         headers += [  # the quota RateLimit-Policy names: a bucket's burst
-            (b"x-ratelimit-limit", str(quota or limit.amount).encode()),
+            (b"x-ratelimit-limit", str(limit.quota).encode()),
             (b"x-ratelimit-remaining", str(remaining).encode()),
         ]
         if reset_at is not None:

@@ -145,8 +145,7 @@ def too_costly_detail(
     assert limit.amount is not None
     assert rule.period is not None
     if rule.kind is Kind.TOKEN_BUCKET:
-        burst = limit.burst if limit.burst is not None else limit.amount
-        most = f"{amount_text(burst, rule.unit)} at once"
+        most = f"{amount_text(limit.quota, rule.unit)} at once"
     else:
         most = f"{amount_text(limit.amount, rule.unit)} {every(rule.period)}"
     first = (

@@ -69,8 +69,7 @@ class AllowedAnswer:
         at = 5  # the first op's remaining
         for i, (op, amount) in enumerate(zip(self.ops, self.amounts, strict=True)):
             if op.code != "4":  # a cap for life never binds an allowed request
-                burst = op.limit.burst if op.code == "3" else None
-                capacity = burst if burst is not None else amount
+                capacity = op.limit.quota if op.code == "3" else amount  # amount: in force
                 fill = 1.0 - result[at] / capacity if capacity else 0.0
                 if fill > most:
                     best, most = i, fill

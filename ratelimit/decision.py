@@ -32,23 +32,17 @@ class LimitStatus:
     def takes(self, cost: int) -> bool:
         """Whether a request of this cost could ever pass: a limit that counts requests holds
         at most its amount in one window, a bucket at most its burst; waiting never helps."""
-        limit = self.limit
-        if limit.amount is None or limit.rule.counts is not Counts.REQUESTS:
-            return True
-        if limit.rule.kind is Kind.TOKEN_BUCKET:
-            return cost <= (limit.burst if limit.burst is not None else limit.amount)
-        return cost <= limit.amount
+        quota = self.limit.quota
+        return quota is None or self.limit.rule.counts is not Counts.REQUESTS or cost <= quota
 
     @property
     def fill(self) -> float:
         """How close to exhaustion, 0..1; unlimited limits are never close. A bucket holds its
         burst, not its rate's amount."""
-        capacity = self.limit.amount
-        if capacity is None or self.remaining is None:
+        quota = self.limit.quota
+        if quota is None or self.remaining is None:
             return 0.0
-        if self.limit.rule.kind is Kind.TOKEN_BUCKET and self.limit.burst is not None:
-            capacity = self.limit.burst
-        return 1.0 - self.remaining / capacity
+        return 1.0 - self.remaining / quota
 
 
 @dataclass(frozen=True, slots=True)

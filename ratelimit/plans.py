@@ -89,6 +89,13 @@ class Limit:
         return self.amount is None
 
     @property
+    def quota(self) -> int | None:
+        """The most one window (or a full bucket) holds: a bucket's burst, else the amount."""
+        if self.amount is None:
+            return None
+        return self.burst if self.burst is not None else self.amount
+
+    @property
     def notify_count(self) -> int:
         """First used count that crosses `notify_at` (0: no notice)."""
         if self.notify_at is None or self.amount is None:
