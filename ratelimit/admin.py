@@ -16,7 +16,7 @@ from .errors import FairUseError
 from .keys import account_base, escape, overrides_key, stored_name, suspensions_key
 from .limiter import Identity, Limiter
 from .periods import MAX_SECONDS
-from .plans import SIZE_KINDS, Scope
+from .plans import SIZE_KINDS, Rule, Scope
 from .plans_values import MAX_AMOUNT
 from .records import (
     Override,
@@ -75,10 +75,7 @@ class Admin:
         until: float | None = None,
     ) -> Override:
         """Put `amount` in force for `limit` from the next request, until `until` if given."""
-        rule = self.policy.rules.get(limit)
-        if rule is None:
-            known = ", ".join(self.policy.rules) or "none"
-            raise FairUseError(f"unknown limit {limit!r}; limits: {known}")
+        rule = self._rule(limit)
         if rule.kind in SIZE_KINDS:
             raise FairUseError(
                 f"{limit} is a {rule.kind} limit, checked within the request; overrides apply"
@@ -121,9 +118,8 @@ class Admin:
         workspace's, or with `workspace` that workspace's only."""
 
         _check_workspace(workspace)
-        if limit is not None and limit not in self.policy.rules:
-            known = ", ".join(self.policy.rules) or "none"
-            raise FairUseError(f"unknown limit {limit!r}; limits: {known}")
+        if limit is not None:
+            self._rule(limit)
 
         def wanted(o: Override) -> bool:  # no workspace named: the account's and every one's
             if limit is not None and o.limit != limit:
@@ -175,26 +171,32 @@ class Admin:
     ) -> int:
         """Delete counters (and denial counts): the account's, or one workspace's; returns how
         many keys went. Chat session markers stay, so live chats do not count again."""
-        if limit is not None and limit not in self.policy.rules:
-            raise FairUseError(f"unknown limit {limit!r}; limits: {', '.join(self.policy.rules)}")
+        rule = None if limit is None else self._rule(limit)
         _check_workspace(workspace)
         base = account_base(self.limiter.prefix, account)
-        name = "*" if limit is None else stored_name(limit, self.policy.rules[limit].kind)
+        name = "*" if rule is None else stored_name(rule.name, rule.kind)
         if workspace is None:
             patterns = [f"{base}:l:{name}", f"{base}:l:{name}:*"]
             patterns += [f"{base}:d:*"] if limit is None else []
         else:  # limit by limit: a "*" for the name would also span ":s:" into another
             ws = escape(workspace)  # workspace's chat named like this workspace
             patterns = []
-            for each in (limit,) if limit is not None else self.policy.rules:
-                each = stored_name(each, self.policy.rules[each].kind)
-                patterns += [f"{base}:l:{each}:w:{ws}", f"{base}:l:{each}:s:{ws}:*"]
+            for each in (rule,) if rule is not None else self.policy.rules.values():
+                stored = stored_name(each.name, each.kind)
+                patterns += [f"{base}:l:{stored}:w:{ws}", f"{base}:l:{stored}:s:{ws}:*"]
             patterns += [f"{base}:d:{ws}"] if limit is None else []
         deleted = 0
         for pattern in patterns:
             deleted += await self.storage.delete_matching(pattern)
         await publish_invalidation(self.storage, account)
         return deleted
+
+    def _rule(self, limit: str) -> Rule:
+        rule = self.policy.rules.get(limit)
+        if rule is None:
+            known = ", ".join(self.policy.rules) or "none"
+            raise FairUseError(f"unknown limit {limit!r}; limits: {known}")
+        return rule
 
     def _ms(self) -> int:
         return round(self.now() * 1000)
