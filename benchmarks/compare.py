@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .loadgen import Result, build_openloop, find_wrk, run_locust, run_openloop, run_wrk
 from .machine import memory_sampling, stolen_seconds
@@ -164,7 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if not args.smoke:  # a smoke run's few seconds leave nothing to expire in bulk
             wait_for_expiry(redis_port)
-        at_rate = AtRate(openloop, cores, apps, running.pids, redis_port)
+        floor = start_app(running, cores, "floor", protected, root, "benchmarks.floor:app_from_env")
+        at_rates = {"bare": apps["bare"], "floor": floor, "protected": apps["protected"]}
+        at_rate = AtRate(openloop, cores, at_rates, running.pids, redis_port)
         print_same_load(same_load(rows, at_rate, args.loads, args.seconds, args.load_rounds))
     finally:
         running.stop()
@@ -172,14 +175,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def in_turn(apps: dict[str, str], round_: int) -> list[tuple[str, str]]:
-    """Both sides, bare first in even rounds and protected first in odd ones, so that drift on
-    a shared machine hits both alike."""
-    sides = [("bare", apps["bare"]), ("protected", apps["protected"])]
-    return sides if round_ % 2 == 0 else sides[::-1]
+    """Every side, each round starting one side further on (bare then protected, protected
+    then bare), so that drift on a shared machine hits all alike."""
+    sides = list(apps.items())
+    turn = round_ % len(sides)
+    return sides[turn:] + sides[:turn]
 
 
 RUNS = itertools.count()
 SIDES = ("bare", "protected")
+AT_RATE_SIDES = ("bare", "floor", "protected")
 
 
 @dataclass(frozen=True)
@@ -359,7 +364,7 @@ def same_load(
                         side, scenario, row.rate, seconds, f"open-{side}{round_}"
                     )
                     row.steal[side].append(stolen_seconds() - stolen)
-                    getattr(row, side).append(result)
+                    row.results[side].append(result)
                     row.busy[side].append(busy)
                     if side == "protected":
                         row.expired.append(expired)
@@ -369,49 +374,65 @@ def same_load(
 
 @dataclass
 class SameLoad:
-    """One path at one arrival rate: its rounds, bare and protected, in the order they ran."""
+    """One path at one arrival rate: its rounds, per side (bare, floor, protected), in the
+    order they ran."""
 
     scenario: Scenario
     share: float  # of the protected app's full speed on this path
     rate: float
-    bare: list[Result] = field(default_factory=list)
-    protected: list[Result] = field(default_factory=list)
-    busy: dict[str, list[float]] = field(default_factory=lambda: {"bare": [], "protected": []})
+    results: dict[str, list[Result]] = field(default_factory=lambda: _per_side(AT_RATE_SIDES))
+    busy: dict[str, list[float]] = field(default_factory=lambda: _per_side(AT_RATE_SIDES))
     expired: list[float] = field(default_factory=list)  # keys expired/s, each protected round
-    steal: dict[str, list[float]] = field(default_factory=lambda: {"bare": [], "protected": []})
+    steal: dict[str, list[float]] = field(default_factory=lambda: _per_side(AT_RATE_SIDES))
 
-    @property
-    def p99_ratios(self) -> list[float]:
-        return [p.p99_ms / b.p99_ms for b, p in zip(self.bare, self.protected, strict=True)]
+    def p99_ratios(self, over: str, under: str) -> list[float]:
+        """Each round's p99 of side `over` divided by that of side `under`."""
+        pairs = zip(self.results[under], self.results[over], strict=True)
+        return [o.p99_ms / u.p99_ms for u, o in pairs]
+
+
+def _per_side(sides: Sequence[str]) -> dict[str, list[Any]]:
+    return {side: [] for side in sides}
 
 
 def print_same_load(rows: list[SameLoad]) -> None:
-    rounds = len(rows[0].bare) if rows else 0
-    print(f"\nSame arrivals, open loop (a fixed rate to both apps; {rounds} rounds; medians):")
-    print(f"{'path':<32} {'req/s':>6} {'share':>5} {'app busy bare/fu':>16} "
-          f"{'p50 ms bare/fu':>14} {'p99 ms bare/fu':>14} {'p99.9 ms bare/fu':>16} "
-          f"{'p99 +us':>7} {'p99 ratio':>9}  per round")  # fmt: skip
+    rounds = len(rows[0].results["bare"]) if rows else 0
+    print(f"\nSame arrivals, open loop (a fixed rate to each app; {rounds} rounds; medians):")
+    print(f"{'path':<32} {'req/s':>6} {'share':>5} {'app busy b/fl/fu':>16} "
+          f"{'p50 ms b/fl/fu':>16} {'p99 ms b/fl/fu':>16} {'p99.9 ms b/fl/fu':>17} "
+          f"{'p99 +us':>7} {'p99 ratio':>9} {'floor':>5} {'fu/floor':>8}  per round")  # fmt: skip
     for row in rows:
-        bare, prot = median_result(row.bare), median_result(row.protected)
-        busy_bare, busy_prot = (statistics.median(row.busy[side]) for side in SIDES)
+        bare, floor, prot = (median_result(row.results[side]) for side in AT_RATE_SIDES)
+        busy = "/".join(f"{statistics.median(row.busy[side]):.0%}" for side in AT_RATE_SIDES)
         added = (prot.p99_ms - bare.p99_ms) * 1000
-        each = " ".join(f"{r:.2f}" for r in row.p99_ratios)
+        ratios = row.p99_ratios("protected", "bare")
+        each = " ".join(f"{r:.2f}" for r in ratios)
         each += "  expired/s " + " ".join(f"{e:.0f}" for e in row.expired)
-        stolen = zip(row.steal["bare"], row.steal["protected"], strict=True)
-        each += "  steal ms " + " ".join(f"{b * 1000:.0f}/{p * 1000:.0f}" for b, p in stolen)
+        stolen = zip(*(row.steal[side] for side in AT_RATE_SIDES), strict=True)
+        each += "  steal ms " + " ".join("/".join(f"{s * 1000:.0f}" for s in r) for r in stolen)
         print(
-            f"{row.scenario.label:<32} {row.rate:>6.0f} {row.share:>5.0%} "
-            f"{f'{busy_bare:.0%}/{busy_prot:.0%}':>16} "
-            f"{f'{bare.p50_ms:.2f}/{prot.p50_ms:.2f}':>14} "
-            f"{f'{bare.p99_ms:.2f}/{prot.p99_ms:.2f}':>14} "
-            f"{f'{bare.p999_ms:.2f}/{prot.p999_ms:.2f}':>16} {added:>7.0f} "
-            f"{statistics.median(row.p99_ratios):>9.2f}  {each}"
+            f"{row.scenario.label:<32} {row.rate:>6.0f} {row.share:>5.0%} {busy:>16} "
+            f"{_three(bare.p50_ms, floor.p50_ms, prot.p50_ms):>16} "
+            f"{_three(bare.p99_ms, floor.p99_ms, prot.p99_ms):>16} "
+            f"{_three(bare.p999_ms, floor.p999_ms, prot.p999_ms):>17} {added:>7.0f} "
+            f"{statistics.median(ratios):>9.2f} "
+            f"{statistics.median(row.p99_ratios('floor', 'bare')):>5.2f} "
+            f"{statistics.median(row.p99_ratios('protected', 'floor')):>8.2f}  {each}"
         )
     print(
-        "share: the rate as a share of the protected app's full speed on the path above; app\n"
-        "busy: the share of its core each app used; p99 +us: what fairuse added to the p99;\n"
-        "steal: the CPU time the host took from this VM in each round, bare/protected."
+        "b/fl/fu: the bare app, the floor (the bare app behind one Redis round trip and nothing\n"
+        "else: benchmarks/floor.py), fairuse. share: the rate as a share of the protected app's\n"
+        "full speed on the path above; app busy: the share of its core each app used; p99 +us:\n"
+        "what fairuse added to the bare app's p99; p99 ratio: fairuse's p99 over the bare app's;\n"
+        "floor: the floor's over the bare app's, what the machine charges any limiter that asks\n"
+        "Redis before answering; fu/floor: fairuse's over the floor's, what fairuse adds to that\n"
+        "(on deny paths the floor still answers 200); per round: each round's p99 ratio;\n"
+        "steal: the CPU time the host took from this VM in each round, b/fl/fu."
     )
+
+
+def _three(bare: float, floor: float, protected: float) -> str:
+    return f"{bare:.2f}/{floor:.2f}/{protected:.2f}"
 
 
 def median_result(results: list[Result]) -> Result:

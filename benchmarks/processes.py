@@ -94,13 +94,19 @@ def redis_socket(running: Running) -> Path:
 
 
 def start_app(
-    running: Running, cores: Cores, name: str, env: dict[str, str], root: Path = ROOT
+    running: Running,
+    cores: Cores,
+    name: str,
+    env: dict[str, str],
+    root: Path = ROOT,
+    factory: str = "middleware.demo:app_from_env",
 ) -> str:
-    """uvicorn, 1 worker, uvloop and httptools, serving middleware.demo:app_from_env from
-    `root` (the project, or the compiled build's copy of it: scripts/compile)."""
+    """uvicorn, 1 worker, uvloop and httptools, serving `factory` (the demo, or
+    benchmarks.floor's) from `root` (the project, or the compiled build's copy of it:
+    scripts/compile)."""
     port = free_port()
     argv = [
-        sys.executable, "-m", "uvicorn", "--factory", "middleware.demo:app_from_env",
+        sys.executable, "-m", "uvicorn", "--factory", factory,
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--loop", "uvloop",
         "--http", "httptools", "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip

@@ -203,8 +203,7 @@ def app_from_env() -> Starlette:
     """For `uvicorn --factory middleware.demo:app_from_env` (workers, benchmarks);
     FAIRUSE_GC_TUNING=0 leaves the collector as Python sets it (`gc_tuned_after_startup`);
     FAIRUSE_DEMO_REPLY_MS makes each chat message wait that long before its reply (`routes`)."""
-    tune = os.environ.get("FAIRUSE_GC_TUNING", "1") != "0"
-    wait = _reply_wait(os.environ.get("FAIRUSE_DEMO_REPLY_MS", "0"))
+    tune, wait = tune_gc_from_env(), reply_wait_from_env()
     if os.environ.get("FAIRUSE_BARE"):
         return create_bare_app(tune_gc_after_startup=tune, reply_wait=wait)
     return create_app(
@@ -215,7 +214,13 @@ def app_from_env() -> Starlette:
     )
 
 
-def _reply_wait(milliseconds: str) -> float:
+def tune_gc_from_env() -> bool:
+    return os.environ.get("FAIRUSE_GC_TUNING", "1") != "0"
+
+
+def reply_wait_from_env() -> float:
+    """FAIRUSE_DEMO_REPLY_MS, in seconds."""
+    milliseconds = os.environ.get("FAIRUSE_DEMO_REPLY_MS", "0")
     try:
         wait = float(milliseconds)
     except ValueError:
