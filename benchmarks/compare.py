@@ -3,7 +3,8 @@
 Run it as `benchmarks/compare` (see benchmarks/README.md). It starts its own redis-server on a
 free port, the bare demo and the protected one (uvicorn, 1 worker, uvloop, httptools) pinned to
 one core, and drives them from the other core with wrk (else Locust), alternating bare and
-protected runs so that drift on a shared machine hits both sides alike. Then both apps receive
+protected runs so that drift on a shared machine hits both sides alike. Then both apps, and a
+floor (benchmarks/floor.py: the bare app behind one Redis round trip that does nothing), receive
 the same arrivals, a fixed rate from benchmarks/openloop.c, for latency at equal load.
 """
 
