@@ -109,7 +109,8 @@ def ratelimit_headers(decision: Decision, legacy: bool = False) -> list[tuple[by
     now = decision.now
     resets = [None if r is None else max(0, math.ceil(r - now)) for _, _, r in rates]
     binding = decision.binding
-    if not decision.allowed and binding is not None and rates[0][0] is binding.limit:
+    refused_by_first = not decision.allowed and binding is not None and rates[0][0] is binding.limit
+    if refused_by_first:
         resets[0] = decision.retry_after  # the draft: t names the moment Retry-After does
     states = ", ".join(
         [
@@ -124,6 +125,8 @@ def ratelimit_headers(decision: Decision, legacy: bool = False) -> list[tuple[by
             (b"x-ratelimit-limit", str(limit.quota).encode()),
             (b"x-ratelimit-remaining", str(remaining).encode()),
         ]
+        if refused_by_first:  # when a retry can pass, as Retry-After and t say
+            reset_at = now + decision.retry_after
         if reset_at is not None:
             headers.append((b"x-ratelimit-reset", str(math.ceil(reset_at)).encode()))
     return headers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from ratelimit import Decision, Identity, Limiter, ManualClock
 from ratelimit.storage.redis import RedisStorage
 
 from ..conftest import ROOT
+from ..servers import serve_in_thread
 from .conftest import NOW, headers
 
 pytestmark = pytest.mark.e2e
@@ -252,3 +254,22 @@ def test_the_fullest_limit_comes_first_a_bucket_measured_by_its_burst():
     assert ltd.headers["ratelimit"].startswith('"messages_per_session";r=2;')
     legacy = (ltd.headers["x-ratelimit-limit"], ltd.headers["x-ratelimit-remaining"])
     assert legacy == ("20", "2")  # the burst, as RateLimit-Policy's q=20
+
+
+def test_legacy_reset_of_a_refusal_names_the_moment_retry_after_does(
+    storage_url: str, clock: ManualClock
+):
+    """X-RateLimit-Reset on a 429 is when a retry can pass, as Retry-After and RateLimit's t
+    say; for the flood guard's bucket that is the next token, not the bucket full again."""
+    app = create_app(ROOT / "plans.toml", storage_url, clock=clock, legacy_headers=True)
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        who = headers("ws", "pro", account="flood")
+        for _ in range(20):  # the burst
+            assert chat(client, "c1", who).status_code == 200
+        refused = chat(client, "c1", who)
+    assert refused.status_code == 429
+    retry = int(refused.headers["retry-after"])
+    assert refused.headers["ratelimit"].startswith(f'"messages_per_session";r=0;t={retry},')
+    assert refused.headers["x-ratelimit-limit"] == "20"
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    assert int(refused.headers["x-ratelimit-reset"]) == math.ceil(clock.now() + retry)
