@@ -51,9 +51,11 @@ def check_identifier(field: str, value: str | None) -> str:
 def header_text(field: str, value: bytes) -> str:
     """A header value as text: UTF-8, as clients send non-ASCII ids; anything else is refused
     rather than guessed at, so that two spellings of one name never become two tenants' keys.
+    The spaces and tabs around it are not part of it (RFC 9110, 5.5), though some servers'
+    parsers (httptools) keep trailing ones.
     """
     try:
-        return value.decode("utf-8")
+        return value.strip(b" \t").decode("utf-8")
     except UnicodeDecodeError:
         raise IdentityError(field, f"The {field} is not valid UTF-8.") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -273,3 +274,25 @@ def test_legacy_reset_of_a_refusal_names_the_moment_retry_after_does(
     assert refused.headers["x-ratelimit-limit"] == "20"
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert int(refused.headers["x-ratelimit-reset"]) == math.ceil(clock.now() + retry)
+
+
+def test_spaces_around_identity_values_are_not_part_of_them(demo: httpx.Client):
+    """HTTP takes the spaces and tabs around a field value off (RFC 9110, 5.5); not every
+    parser does (httptools keeps trailing ones), so fairuse does, or `tw ` would be a tenant
+    of its own and `sandbox ` no plan."""
+    host, port = demo.base_url.host, demo.base_url.port
+    body = b'{"text": "hi"}'
+    request = (
+        b"POST /v1/chats/c1/messages HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+        b"X-Account-ID: \tspacey \t\r\nX-Workspace-ID: tw  \r\nX-Plan: sandbox \r\n\r\n%s"
+    ) % (len(body), body)
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    usage = demo.get("/v1/usage", headers=headers("tw", "sandbox", account="spacey")).json()
+    sessions = {item["name"]: item["used"] for item in usage["limits"]}
+    assert sessions["sessions_per_month"] == 1  # the same workspace as `tw`
