@@ -3,14 +3,16 @@
     locust -f benchmarks/locustfile.py --host http://127.0.0.1:8000
 
 Each user class is one path; name classes on the command line to run only some. The same users
-run against the bare app (FAIRUSE_BARE=1), where nothing is ever refused: every check accepts
-both the protected answer and the bare one, so one file measures both. See benchmarks/README.md.
+run against the bare app (FAIRUSE_BARE=1), where nothing is ever refused: a check takes a 200
+without RateLimit fields for the bare app's answer, so one file measures both, while a protected
+answer other than the path's own counts as a failure. See benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import uuid
 from typing import Any, ClassVar
 
 from locust import FastHttpUser, task
@@ -18,6 +20,7 @@ from locust import FastHttpUser, task
 BODY = '{"text": "hello"}'
 JSON = {"Content-Type": "application/json"}
 SESSIONS = int(os.environ.get("SESSIONS", "10000"))
+ACCOUNT = os.environ.get("ACCOUNT", "")  # names the tenants, so that runs need not share them
 SANDBOX_SESSIONS = 100  # plans.toml: Sandbox chat sessions per month
 FILE_LIMIT = 5_000_000  # plans.toml: 5 MB per uploaded file
 BOUNDARY = "fairuse-bench-boundary"
@@ -44,13 +47,38 @@ def expect(response: Any, *statuses: int) -> None:
         response.failure(f"status {response.status_code}, expected one of {statuses}")
 
 
+def expect_refusal(response: Any, status: int, limits: tuple[str, ...] = ()) -> None:
+    """The path's refusal (by one of `limits`, when given), or the bare app's 200; anything
+    else means the path measured something else (a quota not spent, a flood guard)."""
+    if response.status_code == 200 and "ratelimit" not in response.headers:
+        response.success()  # the bare app, which refuses nothing
+    elif response.status_code == status and (not limits or refused_by(response) in limits):
+        response.success()
+    else:
+        why = refused_by(response) or "no refusal"
+        response.failure(f"status {response.status_code} ({why}), expected {status} {limits}")
+
+
+def refused_by(response: Any) -> str:
+    """The limit a problem+json refusal names, or ""."""
+    try:
+        return str(response.json().get("limit", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
+def unique() -> str:
+    """A tag of its own for each user, in every process of `locust --processes`."""
+    return uuid.uuid4().hex[:12]
+
+
 class SessionMessages(FastHttpUser):
     """Allow path: messages in chats already started (Unlimited plan, 100 accounts)."""
 
     @task
     def message(self) -> None:
         n = next(_ids) % SESSIONS
-        who = identity(f"sa{n % 100}", "unlimited")
+        who = identity(f"{ACCOUNT or 'sa'}{n % 100}", "unlimited")
         with self.client.post(
             f"/v1/chats/c{n}/messages", data=BODY, headers=who, name="session message",
             catch_response=True,
@@ -61,12 +89,13 @@ class SessionMessages(FastHttpUser):
 class NewChats(FastHttpUser):
     """Allow path: every request starts a chat, so two quotas count (1000 accounts)."""
 
-    prefix = os.getpid()
+    def on_start(self) -> None:
+        self.prefix = unique()
 
     @task
     def new_chat(self) -> None:
         n = next(_ids)
-        who = identity(f"na{n % 1000}", "unlimited")
+        who = identity(f"{ACCOUNT or 'na'}{n % 1000}", "unlimited")
         with self.client.post(
             f"/v1/chats/n{self.prefix}-{n}/messages", data=BODY, headers=who, name="new chat",
             catch_response=True,
@@ -76,20 +105,23 @@ class NewChats(FastHttpUser):
 
 class _OverLimit(FastHttpUser):
     abstract = True
-    who: ClassVar[dict[str, str]] = identity(
-        os.environ.get("ACCOUNT") or "full-account", "sandbox", "full-workspace"
-    )
+    who: ClassVar[dict[str, str]] = identity(ACCOUNT or "full-account", "sandbox", "full-workspace")
+    quotas = ("sessions_per_month", "account_sessions_per_month")
 
     def on_start(self) -> None:
-        """Spend the Sandbox workspace's sessions; stops at the first 429 (never, when bare)."""
+        """Spend the Sandbox workspace's sessions, together with the other users: new chats of
+        this user's own until a sessions quota refuses one (never, when bare)."""
+        self.tag = unique()
         for n in range(SANDBOX_SESSIONS + 1):
             with self.client.post(
-                f"/v1/chats/fill-{n}/messages", data=BODY, headers=self.who, name="fill",
-                catch_response=True,
+                f"/v1/chats/fill-{self.tag}-{n}/messages", data=BODY, headers=self.who,
+                name="fill", catch_response=True,
             ) as response:  # fmt: skip
-                expect(response, 200, 429)
-                if response.status_code == 429:
-                    return
+                if response.status_code == 200:
+                    response.success()
+                    continue
+                expect_refusal(response, 429, self.quotas)
+                return
 
 
 class OverLimitRetries(_OverLimit):
@@ -105,7 +137,7 @@ class OverLimitRetries(_OverLimit):
             f"/v1/chats/retry-{n}/messages", data=BODY, headers=self.who, name="over limit",
             catch_response=True,
         ) as response:  # fmt: skip
-            expect(response, 429, 200)
+            expect_refusal(response, 429, self.quotas)
 
 
 class OverLimitNewChats(_OverLimit):
@@ -115,25 +147,30 @@ class OverLimitNewChats(_OverLimit):
     def fresh(self) -> None:
         n = next(_ids)
         with self.client.post(
-            f"/v1/chats/fresh{os.getpid()}-{n}/messages", data=BODY, headers=self.who,
+            f"/v1/chats/fresh{self.tag}-{n}/messages", data=BODY, headers=self.who,
             name="over limit, new chat id", catch_response=True,
         ) as response:  # fmt: skip
-            expect(response, 429, 200)
+            expect_refusal(response, 429, self.quotas)
 
 
 class SuspendedWorkspace(FastHttpUser):
     """Deny path: an LTD account's second workspace (the plan allows one), suspended by its
     50th refusal; from then on each request is refused as suspended (403)."""
 
-    account = os.environ.get("ACCOUNT") or "suspended-account"
+    account = ACCOUNT or "suspended-account"
     second: ClassVar[dict[str, str]] = identity(account, "ltd", "second-workspace")
 
     def on_start(self) -> None:
+        tag = unique()  # each user's chats its own: one chat's flood guard takes 20 at once
         first = identity(self.account, "ltd", "first-workspace")
-        self.client.post("/v1/chats/first/messages", data=BODY, headers=first, name="fill")
+        with self.client.post(
+            f"/v1/chats/first-{tag}/messages", data=BODY, headers=first, name="fill",
+            catch_response=True,
+        ) as response:  # fmt: skip
+            expect(response, 200)  # every user's first request: this workspace came first
         for n in range(50):  # plans.toml: 50 refusals in an hour suspend the workspace
             with self.client.post(
-                f"/v1/chats/s{n}/messages", data=BODY, headers=self.second, name="fill",
+                f"/v1/chats/s{tag}-{n}/messages", data=BODY, headers=self.second, name="fill",
                 catch_response=True,
             ) as response:  # fmt: skip
                 expect(response, 403, 200)
@@ -145,7 +182,7 @@ class SuspendedWorkspace(FastHttpUser):
             f"/v1/chats/retry-{n}/messages", data=BODY, headers=self.second, name="suspended",
             catch_response=True,
         ) as response:  # fmt: skip
-            expect(response, 403, 200)
+            expect_refusal(response, 403)
 
 
 class Uploads(FastHttpUser):
