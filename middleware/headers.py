@@ -126,7 +126,8 @@ def ratelimit_headers(decision: Decision, legacy: bool = False) -> list[tuple[by
             (b"x-ratelimit-remaining", str(remaining).encode()),
         ]
         if refused_by_first:  # when a retry can pass, as Retry-After and t say
-            reset_at = now + decision.retry_after
+            assert binding is not None
+            reset_at = now + binding.retry_after  # exact: the same moment however late now is
         if reset_at is not None:
             headers.append((b"x-ratelimit-reset", str(math.ceil(reset_at)).encode()))
     return headers

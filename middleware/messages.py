@@ -76,9 +76,10 @@ def duration(seconds: float) -> str:
 
 @lru_cache(maxsize=4096)
 def iso(moment: float | None) -> str | None:
+    """A moment for people and clients, in whole seconds rounded up: never before it."""
     if moment is None:
         return None
-    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(math.ceil(moment), UTC).isoformat().replace("+00:00", "Z")
 
 
 def limit_detail(decision: Decision, status: LimitStatus) -> str:

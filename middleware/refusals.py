@@ -35,6 +35,7 @@ def render_key(decision: Decision, legacy_headers: bool) -> tuple[object, ...] |
         decision.contact,
         math.ceil(binding.retry_after),  # Retry-After, "retry_after" and "Try again in ..."
         binding.remaining,  # "has N of the ... left"
+        math.ceil(now + binding.retry_after) if legacy_headers else None,  # X-RateLimit-Reset
     ]
     binding_at = -1
     for at, status in enumerate(decision.statuses):

@@ -296,3 +296,16 @@ def test_spaces_around_identity_values_are_not_part_of_them(demo: httpx.Client):
     usage = demo.get("/v1/usage", headers=headers("tw", "sandbox", account="spacey")).json()
     sessions = {item["name"]: item["used"] for item in usage["limits"]}
     assert sessions["sessions_per_month"] == 1  # the same workspace as `tw`
+
+
+def test_moments_in_bodies_are_whole_seconds_rounded_up(demo: httpx.Client, clock: ManualClock):
+    """As the README shows them; a bucket's next token comes at a fraction of a second."""
+    clock.advance(0.25)
+    who = headers("ws", "pro", account="flood")
+    for _ in range(20):
+        assert chat(demo, "c1", who).status_code == 200
+    refused = chat(demo, "c1", who).json()
+    assert refused["limit"] == "messages_per_session"
+    at = datetime.fromisoformat(refused["resets_at"])
+    assert at.microsecond == 0, refused["resets_at"]
+    assert clock.now() < at.timestamp() <= clock.now() + 41
