@@ -11,10 +11,9 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from middleware.demo import create_app
 
@@ -39,7 +38,7 @@ class Answers:
         workspace = dict(scope["headers"]).get(b"x-workspace-id", b"").decode()
         status, body = [0], bytearray()
 
-        async def noting(message: dict[str, Any]) -> None:
+        async def noting(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             else:
