@@ -38,17 +38,20 @@ def pack(*args: str | bytes) -> bytes:
 
 
 class _Protocol(asyncio.Protocol):
+    """One connection, and the requests sent on it: its replies can only answer those, so a
+    reconnect never hands one request another's reply (a new connection's set-up replies
+    included), whichever of the old one's loss and the new one's opening the loop runs first."""
+
     def __init__(self, owner: PipelinedConnection) -> None:
         self.owner = owner
         self.reader = hiredis.Reader()
         self.closed = asyncio.get_running_loop().create_future()
+        self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()  # future, deadline
 
     def data_received(self, data: bytes) -> None:
-        if self.owner._protocol is not self:
-            return
         reader = self.reader
         reader.feed(data)
-        waiting = self.owner._waiting
+        waiting = self.waiting
         reply = reader.gets()
         while reply is not False:
             future = waiting.popleft()[0]
@@ -59,8 +62,17 @@ class _Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
+        error = RedisConnectionError(f"connection to Redis lost: {exc or 'closed'}")
         if self.owner._protocol is self:
-            self.owner._lost(RedisConnectionError(f"connection to Redis lost: {exc or 'closed'}"))
+            self.owner._lost(error)
+        self.fail(error)
+
+    def fail(self, error: Exception) -> None:
+        """Every request still waiting on this connection gets `error`."""
+        waiting, self.waiting = self.waiting, deque()
+        for future, _ in waiting:
+            if not future.done():
+                future.set_exception(error)
 
 
 class PipelinedConnection:
@@ -79,7 +91,6 @@ class PipelinedConnection:
         self._loading: asyncio.Future[Any] | None = None
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._buffer: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self._protocol: _Protocol | None = None
@@ -146,7 +157,9 @@ class PipelinedConnection:
     def _queue(self, command: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
         """Buffer a command for this turn's single write; its reply resolves the future."""
         future = loop.create_future()
-        self._waiting.append((future, time.monotonic() + self.timeout))
+        protocol = self._protocol
+        assert protocol is not None  # connected: callers checked the transport
+        protocol.waiting.append((future, time.monotonic() + self.timeout))
         if not self._buffer:
             loop.call_soon(self._flush)
         self._buffer.append(command)
@@ -161,9 +174,10 @@ class PipelinedConnection:
 
     def _check_timeout(self) -> None:
         self._timer = None
-        if not self._waiting:
+        protocol = self._protocol
+        if protocol is None or not protocol.waiting:
             return
-        deadline = self._waiting[0][1]
+        deadline = protocol.waiting[0][1]
         now = time.monotonic()
         if deadline <= now:
             if self._transport is not None:
@@ -174,12 +188,11 @@ class PipelinedConnection:
             self._timer = self._loop.call_later(deadline - now, self._check_timeout)
 
     def _lost(self, error: Exception) -> None:
+        protocol = self._protocol
         self._transport = self._protocol = None
         self._buffer = []
-        waiting, self._waiting = self._waiting, deque()
-        for future, _ in waiting:
-            if not future.done():
-                future.set_exception(error)
+        if protocol is not None:
+            protocol.fail(error)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -191,7 +204,7 @@ class PipelinedConnection:
                 with contextlib.suppress(RuntimeError):  # its loop is already closed
                     self._transport.abort()
             self._transport, self._connecting, self._loop = None, None, loop
-            self._waiting, self._buffer, self._timer = deque(), [], None
+            self._protocol, self._buffer, self._timer = None, [], None
         if self._connecting is None or self._connecting.done():
             self._connecting = connecting = loop.create_future()
             try:
@@ -229,14 +242,17 @@ class PipelinedConnection:
         try:
             for command in setup:
                 future: asyncio.Future[Any] = loop.create_future()
-                self._waiting.append((future, time.monotonic() + self.timeout))
+                protocol.waiting.append((future, time.monotonic() + self.timeout))
                 transport.write(command)
                 reply = await future
                 if isinstance(reply, hiredis.ReplyError):
                     raise OSError(f"Redis refused the connection set-up: {reply}")
-        except BaseException:  # refused, timed out (cancelled) or lost: never leave it open
-            self._protocol = None
-            self._waiting.clear()
+        except (
+            BaseException
+        ) as error:  # refused, timed out (cancelled) or lost: never leave it open
+            if self._protocol is protocol:
+                self._protocol = None
+            protocol.fail(RedisConnectionError(f"cannot set up the connection to Redis: {error!r}"))
             transport.abort()
             raise
         self._transport = transport
