@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from redis.connection import parse_url
 from .resp import pack
 
 RETRY_SECONDS = (0.05, 0.2, 0.5, 1.0)  # reconnect back-off, then every second
+logger = logging.getLogger("fairuse.storage")
 
 
 class _Protocol(asyncio.Protocol):
@@ -63,6 +65,8 @@ class Subscription:
         self._task: asyncio.Task[None] | None = None
         self._lost: asyncio.Event | None = None
         self._closed = False
+        self._subscribed = False  # this connection's SUBSCRIBE was confirmed
+        self._refusal: str | None = None  # the refusal last logged, until one is accepted
 
     def start(self) -> None:
         """Begin (on the running loop) connecting and subscribing in the background."""
@@ -99,9 +103,10 @@ class Subscription:
         while not self._closed:
             try:
                 await asyncio.wait_for(self._subscribe(), self.connect_timeout)
-                attempt = 0
                 if self._lost is not None:
                     await self._lost.wait()
+                if self._subscribed:  # back-off starts again only after a real subscription
+                    attempt = 0
             except (TimeoutError, OSError, ConnectionError):
                 pass
             self._disconnect()
@@ -114,6 +119,7 @@ class Subscription:
         loop = asyncio.get_running_loop()
         options = self.options
         protocol = self._protocol = _Protocol(self)
+        self._subscribed = False
         if self._lost is not None:
             self._lost.clear()
         if "path" in options:
@@ -133,7 +139,15 @@ class Subscription:
     def _received(self, protocol: _Protocol, reply: Any) -> None:
         if protocol is not self._protocol:
             return
-        if isinstance(reply, hiredis.ReplyError):  # AUTH refused: retry later
+        if isinstance(reply, hiredis.ReplyError):  # AUTH or SUBSCRIBE refused: retry later
+            if str(reply) != self._refusal:
+                self._refusal = str(reply)
+                logger.warning(
+                    "Redis refused the subscription to %s (%s): refused requests are not "
+                    "remembered locally until it is allowed; trying again every second",
+                    self.channel,
+                    reply,
+                )
             self._disconnect()
             return
         if not isinstance(reply, list) or len(reply) != 3:
@@ -142,7 +156,10 @@ class Subscription:
         if kind == "message":
             self.on_message(str(payload))
         elif kind == "subscribe" and not self.listening:
-            self.listening = True
+            self._subscribed, self.listening = True, True
+            if self._refusal is not None:
+                logger.warning("Redis accepted the subscription to %s", self.channel)
+                self._refusal = None
             self.on_state(True)
 
     def _dropped(self, protocol: _Protocol) -> None:

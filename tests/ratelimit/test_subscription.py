@@ -1,0 +1,56 @@
+"""The block cache's subscription when Redis refuses it: said once, retried with back-off."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from ratelimit.storage.pubsub import Subscription
+
+from ..redis_servers import RedisProcess
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def acl_redis() -> Iterator[RedisProcess]:
+    """A Redis 7 user as `ACL SETUSER` makes one by default: no channel may be subscribed to."""
+    server = RedisProcess().start()
+    admin = redis.Redis(port=server.port)
+    admin.acl_setuser("app", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all"])
+    admin.execute_command("ACL", "SETUSER", "app", "resetchannels")
+    admin.close()
+    yield server
+    server.remove()
+
+
+def connections(server: RedisProcess) -> int:
+    client = redis.Redis(port=server.port)
+    try:
+        return int(client.info("stats")["total_connections_received"])
+    finally:
+        client.close()
+
+
+async def test_a_refused_subscribe_is_logged_once_and_retried_with_back_off(
+    acl_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+):
+    states: list[bool] = []
+    url = f"redis://app:pw@127.0.0.1:{acl_redis.port}/0"
+    subscription = Subscription(url, "fu:x", lambda _: None, states.append, connect_timeout=1.0)
+    before = connections(acl_redis)
+    with caplog.at_level(logging.WARNING, logger="fairuse.storage"):
+        subscription.start()
+        await asyncio.sleep(2.0)
+        await subscription.close()
+    made = connections(acl_redis) - before - 1  # the count's own connection
+    # back-off 0.05, 0.2, 0.5, 1.0 s: 4-5 attempts in 2 s (it was one every 50 ms, about 40)
+    assert 2 <= made <= 6, made
+    refusals = [r.getMessage() for r in caplog.records if "refused the subscription" in r.message]
+    assert len(refusals) == 1, refusals
+    assert "NOPERM" in refusals[0]
+    assert states == []  # never listening: the cache stays off
