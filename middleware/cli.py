@@ -49,6 +49,7 @@ def _demo(host: str, port: int, plans: str, storage: str) -> int:
     import uvicorn
 
     from ratelimit import FairUseError
+    from ratelimit.storage.redis_url import shown_url
 
     from .demo import create_app
 
@@ -64,7 +65,8 @@ def _demo(host: str, port: int, plans: str, storage: str) -> int:
             if not self.should_exit:
                 url = f"http://{host}:{port}"
                 print(
-                    f"fairuse demo ready at {url} (plans: {plans}, storage: {storage})", flush=True
+                    f"fairuse demo ready at {url} (plans: {plans}, storage: {shown_url(storage)})",
+                    flush=True,
                 )
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning")

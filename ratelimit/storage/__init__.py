@@ -57,8 +57,10 @@ def storage_from_url(url: str) -> Storage:
         from .redis import RedisStorage
 
         return RedisStorage(url)
+    from .redis_url import shown_url
+
     raise FairUseError(
-        f"unsupported storage URL {url!r}: use memory://, redis://, rediss://, "
+        f"unsupported storage URL {shown_url(url)!r}: use memory://, redis://, rediss://, "
         "redis+cluster:// or redis+sentinel://"
     )
 

@@ -10,8 +10,13 @@ Query parameters understood on every Redis URL (seconds unless said otherwise):
     breaker_failures         consecutive failures that open the circuit breaker (default 3)
     breaker_cooldown         how long it stays open before one probe (default 0.5)
 
-Other parameters pass through to redis-py on plain `redis://` URLs; on cluster and sentinel URLs
-they are refused, except `db` on sentinel.
+On single-server URLs these pass through to redis-py: `db`, `client_name`,
+`health_check_interval`, `socket_keepalive`, `socket_read_size`, `retry_on_timeout`,
+`retry_on_error`, `protocol`, and on `rediss://` the `ssl_*` settings (`ssl_ca_certs`,
+`ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs`, ...). Any other parameter is refused at start-up
+(a misspelt one would otherwise fail every request, or be ignored); on cluster and sentinel URLs
+every other parameter is refused, except `db` on sentinel. Errors show the URL with its password
+replaced by `***`.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import FairUseError
 
@@ -32,6 +37,14 @@ DEFAULT_BREAKER_COOLDOWN = 0.5  # recovery is noticed within this long of Redis 
 SINGLE = frozenset({"redis", "rediss", "unix", "redis+unix"})
 FLOATS = ("socket_timeout", "socket_connect_timeout", "pool_timeout", "breaker_cooldown")
 INTS = ("max_connections", "breaker_failures")
+PASSED_ON = frozenset(
+    {"db", "client_name", "health_check_interval", "socket_keepalive", "socket_read_size"}
+    | {"retry_on_timeout", "retry_on_error", "protocol"}
+)
+PASSED_ON_TLS = PASSED_ON | {
+    "ssl_ca_certs", "ssl_ca_data", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_password",
+    "ssl_cert_reqs", "ssl_check_hostname", "ssl_ciphers", "ssl_min_version",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,39 +66,80 @@ class RedisSettings:
 
 
 def parse_redis_url(url: str) -> RedisSettings:
-    """Read a Redis storage URL; raise FairUseError naming the URL and the bad part."""
+    """Read a Redis storage URL; raise FairUseError naming the URL (its password hidden) and
+    the bad part."""
     parts = urlsplit(url)
+    shown = shown_url(url)
     scheme = parts.scheme.lower()
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     ours: dict[str, Any] = {}
     if "timeout" in query:
-        both = _number(url, "timeout", query.pop("timeout"), float)
+        both = _number(shown, "timeout", query.pop("timeout"), float)
         ours["socket_timeout"] = ours["socket_connect_timeout"] = both
     for name in FLOATS + INTS:
         if name in query:
-            ours[name] = _number(url, name, query.pop(name), float if name in FLOATS else int)
+            ours[name] = _number(shown, name, query.pop(name), float if name in FLOATS else int)
     host = parts.netloc.rsplit("@", 1)[-1]
     display = f"{scheme}://{host}{parts.path if scheme in SINGLE else ''}"
     if scheme in SINGLE:
+        _check_single(parts, query, shown)
         if scheme in ("unix", "redis+unix"):  # urlunsplit would drop the empty host's "//"
             rest = urlunsplit(("", "", parts.path, urlencode(query), parts.fragment))
             clean = f"unix://{parts.netloc}{rest}"
         else:
             clean = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
         return RedisSettings("single", clean, display, **ours)
-    db = int(_number(url, "db", query.pop("db", "0"), int, zero=True))
+    db = int(_number(shown, "db", query.pop("db", "0"), int, zero=True))
     if query:
-        raise FairUseError(f"storage URL {url!r}: unknown parameter {next(iter(query))!r}")
-    nodes = _host_ports(host, url)
-    common: dict[str, Any] = dict(username=parts.username, password=parts.password, **ours)
+        raise FairUseError(f"storage URL {shown!r}: unknown parameter {next(iter(query))!r}")
+    nodes = _host_ports(host, shown)
+    user, password = parts.username, parts.password  # percent-decoded, as redis:// ones are
+    common: dict[str, Any] = dict(
+        username=None if user is None else unquote(user),
+        password=None if password is None else unquote(password),
+        **ours,
+    )
     if scheme == "redis+cluster":
         return RedisSettings("cluster", url, display, nodes, **common)
     if scheme == "redis+sentinel":
         service = parts.path.strip("/").split("/")[0]
         if not service:
-            raise FairUseError(f"storage URL {url!r} needs a service name: .../SERVICE")
+            raise FairUseError(f"storage URL {shown!r} needs a service name: .../SERVICE")
         return RedisSettings("sentinel", url, f"{display}/{service}", nodes, service, db, **common)
-    raise FairUseError(f"unsupported storage URL {url!r}")
+    raise FairUseError(f"unsupported storage URL {shown!r}")
+
+
+def shown_url(url: str) -> str:
+    """`url` as errors and logs may show it: any password replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+
+
+def _check_single(parts: Any, query: dict[str, str], shown: str) -> None:
+    """A single server's port, db and redis-py parameters, checked now: redis-py would fail
+    every request on a parameter it does not take, or quietly ignore a bad db."""
+    scheme = parts.scheme.lower()
+    if scheme in ("redis", "rediss"):
+        try:
+            parts.port  # noqa: B018 - reading it is the check
+        except ValueError:
+            raise FairUseError(f"storage URL {shown!r}: the port must be a number") from None
+        path_db = parts.path.strip("/")
+        if path_db and not (path_db.isascii() and path_db.isdigit()):
+            raise FairUseError(
+                f"storage URL {shown!r}: the path names a database by number, got {path_db!r}"
+            )
+    if "db" in query:
+        _number(shown, "db", query["db"], int, zero=True)
+    known = PASSED_ON_TLS if scheme == "rediss" else PASSED_ON
+    for name in query:
+        if name not in known:
+            hint = " (TLS settings need rediss://)" if name in PASSED_ON_TLS else ""
+            raise FairUseError(f"storage URL {shown!r}: unknown parameter {name!r}{hint}")
 
 
 def _number(

@@ -146,3 +146,28 @@ def test_an_installed_wheel_finds_the_shipped_policy_anywhere(tmp_path: Path):
     assert done.stdout.splitlines()[0] == str(site / "middleware" / "cli.py")
     for plan in ("sandbox", "pro", "unlimited", "ltd"):
         assert plan in done.stdout
+
+
+@pytest.mark.e2e
+def test_the_ready_line_hides_the_storage_password():
+    port = free_port()
+    storage = f"redis://app:s3cret@127.0.0.1:{free_port()}/0"  # nothing listens: never reached
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    demo = subprocess.Popen(
+        [*FAIRUSE, "demo", "--port", str(port), "--storage", storage],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert demo.stdout is not None
+        line = demo.stdout.readline()
+        assert line.startswith(f"fairuse demo ready at http://127.0.0.1:{port}")
+        assert "s3cret" not in line
+        assert "storage: redis://app:***@127.0.0.1:" in line
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=10)
+        if demo.stdout is not None:
+            demo.stdout.close()

@@ -21,8 +21,9 @@ def acl_redis() -> Iterator[RedisProcess]:
     """A Redis 7 user as `ACL SETUSER` makes one by default: no channel may be subscribed to."""
     server = RedisProcess().start()
     admin = redis.Redis(port=server.port)
-    admin.acl_setuser("app", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all"])
-    admin.execute_command("ACL", "SETUSER", "app", "resetchannels")
+    admin.acl_setuser(
+        "app", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all"], reset_channels=True
+    )
     admin.close()
     yield server
     server.remove()
