@@ -19,6 +19,10 @@ from redis.connection import parse_url
 from .resp import pack
 
 RETRY_SECONDS = (0.05, 0.2, 0.5, 1.0)  # reconnect back-off, then every second
+# An idle subscription sees no traffic, and a connection that a NAT or load balancer dropped
+# silently would go on "listening" while invalidations are lost: PING it this often, and take
+# it for lost when no answer comes within the connect timeout.
+HEALTH_SECONDS = 15.0
 logger = logging.getLogger("fairuse.storage")
 
 
@@ -53,6 +57,7 @@ class Subscription:
         on_state: Callable[[bool], None],
         *,
         connect_timeout: float,
+        health_seconds: float = HEALTH_SECONDS,
     ) -> None:
         self.options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         self.channel = channel
@@ -61,11 +66,13 @@ class Subscription:
         self.connect_timeout = connect_timeout
         self.listening = False
         self._protocol: _Protocol | None = None
-        self._transport: asyncio.BaseTransport | None = None
+        self._transport: asyncio.WriteTransport | None = None
         self._task: asyncio.Task[None] | None = None
         self._lost: asyncio.Event | None = None
         self._closed = False
         self._subscribed = False  # this connection's SUBSCRIBE was confirmed
+        self.health_seconds = health_seconds
+        self._pong: asyncio.Event | None = None
         self._refusal: str | None = None  # the refusal last logged, until one is accepted
 
     def start(self) -> None:
@@ -103,8 +110,7 @@ class Subscription:
         while not self._closed:
             try:
                 await asyncio.wait_for(self._subscribe(), self.connect_timeout)
-                if self._lost is not None:
-                    await self._lost.wait()
+                await self._watch()
                 if self._subscribed:  # back-off starts again only after a real subscription
                     attempt = 0
             except (TimeoutError, OSError, ConnectionError):
@@ -114,6 +120,27 @@ class Subscription:
                 return
             await asyncio.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
             attempt += 1
+
+    async def _watch(self) -> None:
+        """Until the connection is lost: PING it every `health_seconds`."""
+        lost, pong = self._lost, asyncio.Event()
+        self._pong = pong
+        if lost is None:
+            return
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), self.health_seconds)
+                return
+            transport = self._transport
+            if transport is None or not self._subscribed:
+                return
+            pong.clear()
+            transport.write(pack("PING"))  # in subscribed mode Redis answers ["pong", ""]
+            try:
+                await asyncio.wait_for(pong.wait(), self.connect_timeout)
+            except TimeoutError:
+                self._disconnect()  # taken for lost: listening stops, caches drop, reconnect
+                return
 
     async def _subscribe(self) -> None:
         loop = asyncio.get_running_loop()
@@ -149,6 +176,10 @@ class Subscription:
                     reply,
                 )
             self._disconnect()
+            return
+        if isinstance(reply, list) and reply and reply[0] == "pong":
+            if self._pong is not None:
+                self._pong.set()
             return
         if not isinstance(reply, list) or len(reply) != 3:
             return  # +OK to AUTH

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -55,3 +56,35 @@ async def test_a_refused_subscribe_is_logged_once_and_retried_with_back_off(
     assert len(refusals) == 1, refusals
     assert "NOPERM" in refusals[0]
     assert states == []  # never listening: the cache stays off
+
+
+async def test_a_subscription_that_stops_answering_is_taken_for_lost():
+    """A connection dropped on the way (a NAT, a load balancer) looks idle forever; the PING
+    finds out. Here Redis is frozen: the TCP connection stays up but nothing answers."""
+    server = RedisProcess().start()
+    states: list[bool] = []
+    url = f"redis://127.0.0.1:{server.port}/0"
+    subscription = Subscription(
+        url, "fu:x", lambda _: None, states.append, connect_timeout=0.3, health_seconds=0.3
+    )
+    try:
+        subscription.start()
+        await until(lambda: states == [True])
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            await until(lambda: states == [True, False])  # no pong: caches must drop
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        await until(lambda: states == [True, False, True])  # and it subscribes again
+    finally:
+        await subscription.close()
+        server.remove()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(200):  # a hang guard, not a speed target: 10 s
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the subscription's state did not come")
