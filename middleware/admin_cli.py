@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -83,6 +84,13 @@ def add_commands(commands: Any, plans: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.storage:
         print("fairuse: --storage URL is required (or set FAIRUSE_STORAGE)", file=sys.stderr)
+        return 2
+    if args.storage.lower().startswith("memory:"):  # it would report success on nothing
+        print(
+            "fairuse: admin commands act on the app's shared storage (redis://...); "
+            "memory:// lives inside one app process",
+            file=sys.stderr,
+        )
         return 2
     try:
         policy = load_policy(args.plans)
@@ -256,9 +264,10 @@ def _end(until: float | None) -> str:
 
 
 def _time(moment: float | None) -> str | None:
+    """To the minute, rounded up as the refusals' sentences are: never before the moment."""
     if moment is None:
         return None
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(math.ceil(moment / 60) * 60, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _moment(text: str) -> float:

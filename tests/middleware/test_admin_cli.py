@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 import time
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -55,7 +57,11 @@ def test_suspension_from_the_first_denial_to_unsuspend(redis_url: str, capsys):
         assert collected.wait_for(3) == ["usage.threshold", "limit.exceeded", "workspace.suspended"]
 
         report = fairuse(redis_url, capsys, "usage", "acme", "main", "--plan", "team")
-        assert f"suspended until {body['suspended_until'][:16].replace('T', ' ')} UTC" in report
+        # to the minute, rounded up as the 403's sentence says it
+        until = datetime.fromisoformat(body["suspended_until"]).timestamp()
+        minute = datetime.fromtimestamp(math.ceil(until / 60) * 60, UTC).strftime("%Y-%m-%d %H:%M")
+        assert f"suspended until {minute} UTC" in report
+        assert f"at {minute[11:]} UTC" in body["detail"]
         assert "suspension: acme/main until" in report
         assert "(auto)" in report
 
@@ -189,3 +195,14 @@ def test_events_tail_follow_prints_new_events_as_they_come(redis_url: str):
     finally:
         follow.terminate()
         follow.communicate(timeout=10)  # reaps it and closes its pipe
+
+
+@pytest.mark.parametrize(
+    "command", [["suspend", "acme", "main"], ["usage", "acme", "main", "--plan", "team"]]
+)
+def test_memory_storage_is_refused_rather_than_acted_on(command: list[str], capsys):
+    """An app's memory:// storage lives in its own process: a command on another would report
+    success on a store thrown away at once."""
+    assert main([*command, "--storage", "memory://", "--plans", str(POLICY)]) == 2
+    err = capsys.readouterr().err
+    assert "memory:// lives inside one app process" in err
