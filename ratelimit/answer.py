@@ -65,7 +65,7 @@ class AllowedAnswer:
     def binding_index(self) -> int:
         """The op that binds, as pick_binding picks it: the first of the fullest; -1: no op."""
         result = self.result
-        best, most = -1, -1.0
+        best, most = -1, float("-inf")  # as pick_binding: max of whatever there is
         at = 5  # the first op's remaining
         for i, (op, amount) in enumerate(zip(self.ops, self.amounts, strict=True)):
             if op.code != "4":  # a cap for life never binds an allowed request

@@ -50,3 +50,22 @@ def test_a_route_that_counts_nothing_has_no_fields() -> None:
     decision = limiter._decision(compiled, (), [1, 0, 1_800_000_000_000, 0, 0, 0], [])
     assert decision.pending is not None
     assert ratelimit_headers(decision) == []
+
+
+def test_an_answer_fuller_than_empty_still_names_a_binding_limit() -> None:
+    """Remaining above the quota (fill below -1; no real answer has it, hypothesis made one):
+    the raw path chose no limit and sent no fields, while the statuses' path sent them."""
+    limiter = LIMITERS[0]
+    compiled = limiter._routes[("pro", "chat_message")]
+    ops = compiled.by_present[4]
+    amounts = compiled.amounts_by_present[4]
+    result = [1, 1, 1_800_000_000_000]
+    for op in ops:
+        result += [1, 0, 2 * (op.limit.quota or 1), 1_800_000_001_001, 0, 0, 0]
+    result += [0, 0, 0, *amounts]
+    raw = limiter._decision(compiled, ops, result, amounts)
+    fields = ratelimit_headers(raw)
+    assert raw.pending is not None
+    read = limiter._decision(compiled, ops, result, amounts=[-1] * len(ops))
+    assert fields == ratelimit_headers(read)
+    assert fields  # a binding limit, as pick_binding picks one

@@ -19,7 +19,7 @@ ids = st.one_of(
     st.none(),
     st.just(""),
     st.text(min_size=1, max_size=4),
-    st.text(alphabet="ab\x00\x7f\u200b\u00e9", min_size=1, max_size=3),
+    st.text(alphabet="ab\x00\x7f\u200b\u00e9 \t", min_size=1, max_size=3),
     st.integers(MAX_ID_LENGTH - 1, MAX_ID_LENGTH + 1).map(lambda n: "w" * n),
 )
 names = {"account": b"X-Account-ID", "workspace": b"x-workspace-id", "plan": b"x-plan"}
@@ -52,7 +52,9 @@ def test_header_identity_accepts_what_check_identifier_accepts(values: dict[str,
         found: Identity | str = HeaderIdentity()({"type": "http", "headers": headers})
     except IdentityError as error:
         found = error.field
-    assert found == expected(values)
+    # the spaces and tabs around a header's value are not part of it (RFC 9110, 5.5)
+    read = {field: None if v is None else v.strip(" \t") for field, v in values.items()}
+    assert found == expected(read)
 
 
 def identify(headers: list[tuple[bytes, bytes]], names: IdentityHeaders | None = None) -> Identity:
