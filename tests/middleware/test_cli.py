@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -86,12 +88,13 @@ def test_demo_with_a_bad_setup_stops_before_it_serves(tmp_path: Path, broken: st
     assert expected in done.stderr
 
 
-@pytest.mark.e2e
-def test_demo_prints_its_url_when_ready_and_serves():
+@contextmanager
+def running_demo(*args: str) -> Iterator[tuple[int, str]]:
+    """`fairuse demo` on a free port with `args`: its port and the first line it printed."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     demo = subprocess.Popen(
-        [*FAIRUSE, "demo", "--port", str(port)],
+        [*FAIRUSE, "demo", "--port", str(port), *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -99,7 +102,17 @@ def test_demo_prints_its_url_when_ready_and_serves():
     )
     try:
         assert demo.stdout is not None
-        line = demo.stdout.readline()
+        yield port, demo.stdout.readline()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=10)
+        if demo.stdout is not None:
+            demo.stdout.close()
+
+
+@pytest.mark.e2e
+def test_demo_prints_its_url_when_ready_and_serves():
+    with running_demo() as (port, line):
         assert line.startswith(f"fairuse demo ready at http://127.0.0.1:{port}")
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}
         who = {"X-Workspace-ID": "w", "X-Plan": "sandbox"}
@@ -107,11 +120,6 @@ def test_demo_prints_its_url_when_ready_and_serves():
             f"http://127.0.0.1:{port}/v1/chats/c/messages", json={"text": "hi"}, headers=who
         )
         assert reply.json() == {"chat_id": "c", "reply": "You said: hi"}
-    finally:
-        demo.send_signal(signal.SIGINT)
-        demo.wait(timeout=10)
-        if demo.stdout is not None:
-            demo.stdout.close()
 
 
 def test_an_installed_wheel_finds_the_shipped_policy_anywhere(tmp_path: Path):
@@ -150,24 +158,8 @@ def test_an_installed_wheel_finds_the_shipped_policy_anywhere(tmp_path: Path):
 
 @pytest.mark.e2e
 def test_the_ready_line_hides_the_storage_password():
-    port = free_port()
     storage = f"redis://app:s3cret@127.0.0.1:{free_port()}/0"  # nothing listens: never reached
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    demo = subprocess.Popen(
-        [*FAIRUSE, "demo", "--port", str(port), "--storage", storage],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert demo.stdout is not None
-        line = demo.stdout.readline()
+    with running_demo("--storage", storage) as (port, line):
         assert line.startswith(f"fairuse demo ready at http://127.0.0.1:{port}")
         assert "s3cret" not in line
         assert "storage: redis://app:***@127.0.0.1:" in line
-    finally:
-        demo.send_signal(signal.SIGINT)
-        demo.wait(timeout=10)
-        if demo.stdout is not None:
-            demo.stdout.close()
