@@ -93,14 +93,23 @@ def test_sandbox_101st_session_is_refused_with_an_upgrade_hint(demo: httpx.Clien
     assert (sessions["used"], sessions["remaining"], sessions["limit"]) == (100, 0, 100)
 
 
+def one_past(
+    demo: httpx.Client, chats: int, plan: str, account: str, workspaces: int
+) -> httpx.Response:
+    """`chats` new chats of `account`, spread over its first `workspaces` workspaces, all
+    allowed; then the refusal of one more, from a workspace it has not used."""
+    for n in range(chats):
+        who = headers(f"ws-{n % workspaces}", plan, account=account)
+        assert chat(demo, f"chat-{n}", who).status_code == 200
+    refused = chat(demo, "one-more", headers(f"ws-{workspaces}", plan, account=account))
+    assert refused.status_code == 429
+    return refused
+
+
 def test_a_sandbox_account_has_100_sessions_a_month_across_its_workspaces(demo: httpx.Client):
     """ "For Sandbox plans, the account will only support 100 chats per month": a second
     workspace is no way around it."""
-    for n in range(100):
-        who = headers(f"ws-{n % 2}", "sandbox", account="free-rider")
-        assert chat(demo, f"chat-{n}", who).status_code == 200
-    refused = chat(demo, "one-more", headers("ws-2", "sandbox", account="free-rider"))
-    assert refused.status_code == 429
+    refused = one_past(demo, 100, "sandbox", "free-rider", workspaces=2)
     body = refused.json()
     assert (body["limit"], body["used"], body["violated-policies"]) == (
         "account_sessions_per_month",
@@ -115,11 +124,7 @@ def test_a_sandbox_account_has_100_sessions_a_month_across_its_workspaces(demo: 
 
 
 def test_the_2001st_new_chat_in_an_hour_names_the_hourly_limit(demo: httpx.Client):
-    for n in range(2000):
-        who = headers(f"ws-{n % 4}", "pro", account="busy")
-        assert chat(demo, f"c{n}", who).status_code == 200
-    refused = chat(demo, "one-more", headers("ws-9", "pro", account="busy"))
-    assert refused.status_code == 429
+    refused = one_past(demo, 2000, "pro", "busy", workspaces=4)
     body = refused.json()
     assert body["limit"] == "chats_per_hour"
     assert body["limit_value"] == 2000
