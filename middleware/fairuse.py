@@ -292,8 +292,8 @@ def _positive_int(field: str, value: str | None) -> int:
 
 
 def _with_id(identity: Identity, field: str, value: str) -> Identity:
-    from dataclasses import replace
-
-    if field in ("user", "ticket"):
-        return replace(identity, **{field: value})
+    if field == "user":
+        return identity.replace(user=value)
+    if field == "ticket":
+        return identity.replace(ticket=value)
     return identity

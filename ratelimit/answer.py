@@ -14,6 +14,8 @@ from .ops import KIND_CODES, STATUS_WIDTH, CompiledOps, Op
 from .plans import Kind
 
 DISTINCT = KIND_CODES[Kind.DISTINCT]  # a cap for life, never a rate
+BUCKET = KIND_CODES[Kind.TOKEN_BUCKET]
+NO_FILL = float("-inf")
 
 
 def read_statuses(
@@ -65,15 +67,11 @@ class AllowedAnswer:
     def binding_index(self) -> int:
         """The op that binds, as pick_binding picks it: the first of the fullest; -1: no op."""
         result = self.result
-        best, most = -1, float("-inf")  # as pick_binding: max of whatever there is
-        at = 5  # the first op's remaining
-        for i, (op, amount) in enumerate(zip(self.ops, self.amounts, strict=True)):
-            if op.code != "4":  # a cap for life never binds an allowed request
-                capacity = op.limit.quota if op.code == "3" else amount  # amount: in force
-                fill = 1.0 - result[at] / capacity if capacity else 0.0
-                if fill > most:
-                    best, most = i, fill
-            at += STATUS_WIDTH
+        best, most = -1, NO_FILL  # as pick_binding: max of whatever there is
+        for i, at, capacity in _rated(self.ops):
+            fill = 1.0 - result[at] / capacity if capacity else 0.0
+            if fill > most:
+                best, most = i, fill
         return best
 
     def rates(self) -> tuple[Rate, ...]:
@@ -89,3 +87,31 @@ class AllowedAnswer:
         if best >= 0 and ops[best].code != DISTINCT:
             return (rows[best], *rates)
         return rates
+
+
+# By the id of an ops tuple: each rated op's index, the offset of its remaining in the answer and
+# its capacity (a bucket's burst, else the plan amount, which an AllowedAnswer has in force).
+# Read from the ops once, not per request. Each entry holds its ops, so no id is reused while
+# it is cached.
+_rated_ops: dict[int, tuple[tuple[Op, ...], tuple[tuple[int, int, int], ...]]] = {}
+MAX_RATED = 4096  # policies come and go in tests; a server keeps a handful
+
+
+def _rated(ops: tuple[Op, ...]) -> tuple[tuple[int, int, int], ...]:
+    found = _rated_ops.get(id(ops))
+    if found is not None:
+        return found[1]
+    if len(_rated_ops) >= MAX_RATED:
+        _rated_ops.clear()
+    rated = tuple(
+        (i, 3 + STATUS_WIDTH * i + 2, _capacity(op))
+        for i, op in enumerate(ops)
+        if op.code != DISTINCT  # a cap for life never binds an allowed request
+    )
+    _rated_ops[id(ops)] = (ops, rated)
+    return rated
+
+
+def _capacity(op: Op) -> int:
+    limit = op.limit
+    return (limit.quota if op.code == BUCKET else limit.amount) or 0

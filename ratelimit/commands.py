@@ -94,24 +94,35 @@ class DecideCommands:
         timeout_ms: str,
         windows: WindowBounds,
         send: Callable[[bytes], Awaitable[list[int]]],
+        *,
+        server_clock: bool = False,
     ) -> None:
         self.send = send
         self._sha = sha
         self._prefix = prefix
         self._timeout_ms = timeout_ms
+        self._server_clock = server_clock  # no injected clock: ARGV[1] is always ""
         self._windows = windows
         self._templates: dict[TemplateKey, _Template | None] = {}  # None: not ASCII
         self._ready: dict[TemplateKey, _Ready] = {}
 
     @classmethod
     def for_storage(
-        cls, storage: object, prefix: str, timeout_ms: str, windows: WindowBounds
+        cls,
+        storage: object,
+        prefix: str,
+        timeout_ms: str,
+        windows: WindowBounds,
+        *,
+        server_clock: bool = False,
     ) -> DecideCommands | None:
-        """Commands for `storage` where it takes them; None where it takes only lists."""
+        """Commands for `storage` where it takes them; None where it takes only lists.
+        `server_clock`: the limiter has no clock of its own, so its `now_arg` is always ""."""
         sha = getattr(storage, "command_sha", None)  # no isinstance: compiled, it cannot check
         if not isinstance(sha, str):
             return None
-        return cls(sha, prefix, timeout_ms, windows, cast(TakesCommands, storage).decide_command)
+        send = cast(TakesCommands, storage).decide_command
+        return cls(sha, prefix, timeout_ms, windows, send, server_clock=server_clock)
 
     def build(
         self,
@@ -154,7 +165,9 @@ class DecideCommands:
         if key in self._templates:
             template = self._templates[key]
         else:
-            keys, argv = _bulks(compiled, present, consume, self._prefix, self._timeout_ms)
+            keys, argv = _bulks(
+                compiled, present, consume, self._prefix, self._timeout_ms, self._server_clock
+            )
             template = self._templates[key] = _Template.compile(compiled, self._sha, keys, argv)
         if template is None:
             return None
@@ -163,9 +176,15 @@ class DecideCommands:
 
 
 def _bulks(
-    compiled: CompiledOps, present: int, consume: bool, prefix: str, timeout_ms: str
+    compiled: CompiledOps,
+    present: int,
+    consume: bool,
+    prefix: str,
+    timeout_ms: str,
+    server_clock: bool = False,
 ) -> tuple[list[_Bulk], list[_Bulk]]:
-    """KEYS and ARGV as Limiter._arguments makes them, with the request's values left open."""
+    """KEYS and ARGV as Limiter._arguments makes them, with the request's values left open
+    (but for the time, which is always "" where the server's clock decides)."""
     ops = compiled.by_present[present]
     account, workspace, chat = _Value(ACCOUNT), _Value(WORKSPACE), _Value(CHAT)
     owners = {Scope.USER: _Value(USER), Scope.TICKET: _Value(TICKET)}
@@ -174,7 +193,8 @@ def _bulks(
         return (f"{prefix}:{{", account, "}", *tail)
 
     keys: list[_Bulk] = []
-    argv: list[_Bulk] = [(_Value(NOW),), ("1" if consume else "0",), ("0",), (str(len(ops)),)]
+    now: _Bulk = ("",) if server_clock else (_Value(NOW),)
+    argv: list[_Bulk] = [now, ("1" if consume else "0",), ("0",), (str(len(ops)),)]
     if present & 4 and compiled.uses_session:
         keys.append(key(":s:", workspace, ":", chat))  # keys.session_key
         argv[2] = (timeout_ms,)

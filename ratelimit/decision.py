@@ -129,7 +129,8 @@ class Decision:
         cls, plan: Plan, new_session: bool, now: float, pending: PendingStatuses
     ) -> Decision:
         """An allowed decision whose statuses are built from `pending` when first read."""
-        decision = cls(True, plan, (), None, new_session=new_session, now=now)
+        # Positional and by name, not `cls(...)`: compiled, a direct call skips argument parsing.
+        decision = Decision(True, plan, (), None, (), (), new_session, None, None, now)
         decision._pending = pending
         return decision
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,15 +27,75 @@ from .storage.pubsub import Subscription
 from .windows import WindowBounds
 
 
-@dataclass(frozen=True, slots=True)
 class Identity:
-    """Who a request is for. The account is the tenant: all its keys share one hash slot."""
+    """Who a request is for. The account is the tenant: all its keys share one hash slot.
 
-    account: str
-    workspace: str
-    plan: str
-    user: str | None = None
-    ticket: str | None = None
+    Immutable, compared and hashed by its values, like a frozen dataclass. Not one: every request
+    builds an Identity and reads it a dozen times, and compiled, a plain class does both without
+    a Python-level __init__ or a lookup per attribute."""
+
+    __slots__ = ("_account", "_plan", "_ticket", "_user", "_workspace")
+
+    def __init__(
+        self,
+        account: str,
+        workspace: str,
+        plan: str,
+        user: str | None = None,
+        ticket: str | None = None,
+    ) -> None:
+        self._account = account
+        self._workspace = workspace
+        self._plan = plan
+        self._user = user
+        self._ticket = ticket
+
+    @property
+    def account(self) -> str:
+        return self._account
+
+    @property
+    def workspace(self) -> str:
+        return self._workspace
+
+    @property
+    def plan(self) -> str:
+        return self._plan
+
+    @property
+    def user(self) -> str | None:
+        return self._user
+
+    @property
+    def ticket(self) -> str | None:
+        return self._ticket
+
+    def replace(self, *, user: str | None = None, ticket: str | None = None) -> Identity:
+        """This identity with the user or ticket id a route reads from the request."""
+        return Identity(
+            self._account,
+            self._workspace,
+            self._plan,
+            self._user if user is None else user,
+            self._ticket if ticket is None else ticket,
+        )
+
+    def _values(self) -> tuple[str, str, str, str | None, str | None]:
+        return (self._account, self._workspace, self._plan, self._user, self._ticket)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Identity):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return (
+            f"Identity(account={self._account!r}, workspace={self._workspace!r}, "
+            f"plan={self._plan!r}, user={self._user!r}, ticket={self._ticket!r})"
+        )
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # may be subclassed, compiled or not
@@ -80,7 +140,7 @@ class Limiter:
             self._blocks = BlockCache()
         # A single Redis takes each decision as one command built from a template (commands.py).
         self._commands = DecideCommands.for_storage(
-            self.storage, prefix, self._timeout_ms, self._windows
+            self.storage, prefix, self._timeout_ms, self._windows, server_clock=clock is None
         )
 
     @property
