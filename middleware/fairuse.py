@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from mypy_extensions import mypyc_attr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ratelimit import Decision, FairUseError, Identity, Limiter, Policy, StorageError
+from ratelimit import Decision, FairUseError, Identity, Limiter, LimitStatus, Policy, StorageError
 from ratelimit.clock import Clock
 from ratelimit.dispatch import (
     CallbackSink,
@@ -231,10 +231,12 @@ class FairUseMiddleware:
             raise _Refusal(problems.bad_request(str(error))) from None
         if self.events and has_events(decision):  # queued; delivered by background tasks
             self.events.emit(events_for(decision, identity, active.policy.contact, session))
-        if cost > 1 and not decision.allowed and decision.suspended is None:
-            binding = decision.binding
-            if binding is not None and not binding.takes(cost):  # no Retry-After would help
-                raise _Refusal(problems.too_costly(decision, binding, cost, active.policy.contact))
+        if cost > 1 and not decision.allowed and not _suspends(decision):
+            never = _never_fits(decision, cost)
+            if never is not None:  # no Retry-After would help, whichever limit binds
+                upgrade = active.policy.upgrade_for(plan.name, never.name)
+                contact = active.policy.contact
+                raise _Refusal(problems.too_costly(decision, never, cost, upgrade, contact))
         return decision, identity, session
 
     def _emitter(
@@ -250,6 +252,23 @@ class FairUseMiddleware:
                 events.emit(events_for(decision, identity, contact, session))
 
         return emit
+
+
+def _suspends(decision: Decision) -> bool:
+    """Held by a suspension, or this refusal started one: answered 403, whatever its cost."""
+    return decision.suspended is not None or decision.suspends is not None
+
+
+def _never_fits(decision: Decision, cost: int) -> LimitStatus | None:
+    """A refusing limit that a request of this cost never passes (the binding one first): the
+    binding limit may reset later than one the request can never fit in."""
+    binding = decision.binding
+    if binding is not None and not binding.allowed and not binding.takes(cost):
+        return binding
+    for status in decision.statuses:
+        if not status.allowed and not status.takes(cost):
+            return status
+    return None
 
 
 class _Refusal(Exception):

@@ -90,10 +90,12 @@ def limit_reached(decision: Decision, legacy_headers: bool = False) -> Problem:
     return Problem(body["status"], body, headers)
 
 
-def too_costly(decision: Decision, binding: LimitStatus, cost: int, contact: str) -> Problem:
-    """413 for a request that counts more than its limit ever holds: retrying never helps."""
+def too_costly(
+    decision: Decision, binding: LimitStatus, cost: int, upgrade: Upgrade | None, contact: str
+) -> Problem:
+    """413 for a request that counts more than `binding` ever holds: retrying never helps.
+    `upgrade`: the plan that lifts that limit, if any."""
     limit = binding.limit
-    upgrade = decision.upgrade
     if upgrade is not None and upgrade.amount is not None and upgrade.amount < cost:
         upgrade = None  # a plan that would refuse it too is no way out
     body = _problem(

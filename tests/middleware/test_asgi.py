@@ -298,3 +298,67 @@ def test_a_request_costing_more_than_its_limit_ever_holds_gets_413_without_retry
             "This account has 10 of the 100 minutes included in the Basic plan today left, fewer"
             " than this request counts."
         )
+
+
+TWO_WINDOWS = """
+[policy]
+name = "two windows"
+contact = "help@example.test"
+
+[policy.suspension]
+denials = 3
+within = "1 hour"
+for = "1 day"
+
+[routes.call]
+match = "POST /calls"
+cost = "header:X-Minutes"
+
+[limits.minutes_per_day]
+title = "minutes a day"
+kind = "fixed_window"
+per = "day"
+routes = ["call"]
+limit = 100
+unit = "minute"
+
+[limits.minutes_per_month]
+title = "minutes a month"
+kind = "fixed_window"
+per = "month"
+routes = ["call"]
+limit = 200
+unit = "minute"
+
+[plans.basic]
+"""
+
+
+def serve_two_windows() -> FairUseMiddleware:
+    policy = parse_policy(TWO_WINDOWS, "two.toml")
+    return FairUseMiddleware(RawApp(), plans=policy)  # type: ignore[arg-type]
+
+
+def test_a_request_that_never_fits_one_limit_gets_413_when_another_binds():
+    """150 minutes never fit in a day of 100. With 60 spent, the month's 140 left refuse them
+    too, and bind (it resets later): a 429 would invite a retry next month that fails again."""
+    who = {"X-Workspace-ID": "never", "X-Plan": "basic"}
+    with serve_in_thread(serve_two_windows()) as url:
+        assert httpx.post(f"{url}/calls", headers={**who, "X-Minutes": "60"}).status_code == 200
+        refused = httpx.post(f"{url}/calls", headers={**who, "X-Minutes": "150"})
+        assert refused.status_code == 413, refused.text
+        assert "retry-after" not in refused.headers
+        body = refused.json()
+        assert (body["limit"], body["limit_value"], body["cost"]) == ("minutes_per_day", 100, 150)
+        fits_tomorrow = httpx.post(f"{url}/calls", headers={**who, "X-Minutes": "90"})
+        assert fits_tomorrow.status_code == 429
+
+
+def test_the_refusal_that_suspends_gets_403_whatever_its_cost():
+    """The third refusal within the hour suspends the workspace: that request is told so, as
+    with a cost of 1, rather than to send a smaller one that can only meet the suspension."""
+    who = {"X-Workspace-ID": "costly", "X-Plan": "basic", "X-Minutes": "101"}
+    with serve_in_thread(serve_two_windows()) as url:
+        statuses = [httpx.post(f"{url}/calls", headers=who) for _ in range(3)]
+        assert [r.status_code for r in statuses] == [413, 413, 403]
+        assert statuses[2].json()["type"] == "urn:fairuse:problem:suspended"
