@@ -336,7 +336,7 @@ unit = "minute"
 
 def serve_two_windows() -> FairUseMiddleware:
     policy = parse_policy(TWO_WINDOWS, "two.toml")
-    return FairUseMiddleware(RawApp(), plans=policy)  # type: ignore[arg-type]
+    return FairUseMiddleware(RawApp(), plans=policy)
 
 
 def test_a_request_that_never_fits_one_limit_gets_413_when_another_binds():
