@@ -73,7 +73,7 @@ def limit_reached(decision: Decision, legacy_headers: bool = False) -> Problem:
         limit_detail(decision, binding),
         plan=decision.plan.name,
         limit=limit.name,
-        limit_value=limit.amount,
+        limit_value=limit.quota,  # a bucket's burst, as RateLimit-Policy's q: what `used` fills
         used=binding.used,
         resets_at=iso(binding.reset_at),
         retry_after=None if binding.is_cap else decision.retry_after,

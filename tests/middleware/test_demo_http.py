@@ -279,6 +279,8 @@ def test_legacy_reset_of_a_refusal_names_the_moment_retry_after_does(
     assert refused.headers["x-ratelimit-limit"] == "20"
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert int(refused.headers["x-ratelimit-reset"]) == math.ceil(clock.now() + retry)
+    body = refused.json()  # the burst, as q=20: limit_value - used is what is left
+    assert (body["limit_value"], body["used"], body["retry_after"]) == (20, 20, retry)
 
 
 def test_spaces_around_identity_values_are_not_part_of_them(demo: httpx.Client):
