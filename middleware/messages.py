@@ -228,17 +228,21 @@ def quota_detail(
     upgrade: Upgrade | None,
     contact: str | None,
     now: float,
+    before: int = 0,
 ) -> str:
-    """A file that would take a byte quota past its amount: what is left, when, the way out."""
+    """A file that would take a byte quota past its amount: what is left, when, the way out.
+    `before`: the bytes of the request's files before this one, which take part of it."""
     rule = status.limit.rule
     amount = status.limit.amount or 0
-    left = status.remaining or 0
+    left = max(0, (status.remaining or 0) - before)
     period = rule.period
     this = THIS_PERIOD[period.unit] if period is not None and period.count == 1 else "now"
+    after = f" after the {size_text(before)} of this request's other files" if before else ""
     first = (
         f"{file_text(filename)} would take this {SCOPE_NOUNS[rule.scope]} past its"
         f" {size_text(amount)} of {rule.title} on the {plan.title} plan:"
-        f" {size_text(left) if left else 'nothing'} {'remains' if left else 'is left'} {this}."
+        f" {size_text(left) if left else 'nothing'} {'remains' if left else 'is left'} {this}"
+        f"{after}."
     )
     if period is not None and period.calendar and status.reset_at is not None:
         reset = f"The quota resets on {when(status.reset_at, rule.timezone)}."

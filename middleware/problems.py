@@ -203,12 +203,15 @@ def upload_quota_reached(
     *,
     field: str | None = None,
     filename: str | None = None,
+    before: int = 0,
 ) -> Problem:
-    """429 for a file that would pass what remains of a byte quota; Retry-After is the reset."""
+    """429 for a file that would pass what remains of a byte quota; Retry-After is the reset.
+    `before`: the bytes of the request's files before this one; `max_bytes` is what they left."""
     limit = status.limit
     reset = status.reset_at or decision.now
     retry_after = max(1, math.ceil(reset - decision.now))
-    detail = quota_detail(decision.plan, status, filename, upgrade, contact, decision.now)
+    left = max(0, (status.remaining or 0) - before)
+    detail = quota_detail(decision.plan, status, filename, upgrade, contact, decision.now, before)
     problem = _problem(
         "limit-reached",
         "Limit reached",
@@ -218,7 +221,7 @@ def upload_quota_reached(
         limit=limit.name,
         limit_value=limit.amount,
         used=status.used,
-        max_bytes=status.remaining,
+        max_bytes=left,
         field=field,
         filename=filename,
         resets_at=iso(status.reset_at),

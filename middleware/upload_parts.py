@@ -37,7 +37,12 @@ class BodyTooLarge(UploadError):
 
 
 class QuotaExceeded(UploadError):
-    """The files of this request passed what remains of a byte quota."""
+    """The files of this request passed what remains of a byte quota; `before`: the bytes of
+    its files before this one, which took part of what remained."""
+
+    def __init__(self, field: str | None, filename: str | None, before: int = 0) -> None:
+        super().__init__(field, filename)
+        self.before = before
 
 
 class Malformed(UploadError):
@@ -82,7 +87,7 @@ class BodyMeter:
         if self.caps.file is not None and size > self.caps.file:
             raise FileTooLarge(field, filename)
         if self.caps.quota is not None and files > self.caps.quota:
-            raise QuotaExceeded(field, filename)
+            raise QuotaExceeded(field, filename, files - size)
 
 
 class MultipartMeter(BodyMeter):

@@ -230,7 +230,7 @@ class UploadGuard:
             quota, status = self.quota
             decision = self.context.decision
             return problems.upload_quota_reached(
-                decision, status, quota.upgrade, quota.contact, **names
+                decision, status, quota.upgrade, quota.contact, before=error.before, **names
             )
         capped = self.rules.body if isinstance(error, BodyTooLarge) else self.rules.file
         if not isinstance(error, BodyTooLarge | FileTooLarge) or capped is None:

@@ -288,7 +288,11 @@ def usage(client: httpx.Client, plan: str) -> dict[str, object]:
 def test_files_of_one_request_add_up_against_the_quota(uploads: Served):
     files = [("a", "a.bin", 90_000), ("b", "b.bin", 90_000), ("c", "c.bin", 90_000)]
     body = problem(upload(uploads.client, files, "basic"), 429)
-    assert (body["filename"], body["max_bytes"]) == ("c.bin", 250_000)
+    # 250 KB remained; a.bin and b.bin took 180 KB of it, so 70 KB was left for c.bin
+    assert (body["filename"], body["max_bytes"]) == ("c.bin", 70_000)
+    assert ": 70 KB remains this year after the 180 KB of this request's other files." in str(
+        body["detail"]
+    )
     assert usage(uploads.client, "basic")["used"] == 0  # a refused request records nothing
 
 
