@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import unquote_to_bytes
 
 from mypy_extensions import mypyc_attr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -291,8 +292,24 @@ def route_path(scope: Scope) -> str:
 
 def _read(field: str, source: Source, scope: Scope, params: dict[str, str]) -> str | None:
     if source.kind == "path":
-        return params.get(source.name)
+        value = params.get(source.name)
+        if value is not None and "\ufffd" in value and not _raw_path_is_utf8(scope):
+            raise IdentityError(field, f"The {field} is not valid UTF-8.")
+        return value
     return only_header(field, scope["headers"], source.name.encode("latin-1"))
+
+
+def _raw_path_is_utf8(scope: Scope) -> bool:
+    """Servers decode the path with U+FFFD in place of bytes that are not UTF-8, so `%FE` and
+    `%FF` would both arrive as the same id: only the raw path tells them from a real U+FFFD."""
+    raw = scope.get("raw_path")
+    if not isinstance(raw, bytes):
+        return True  # nothing to tell by: the decoded path is all there is
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 MAX_COST_DIGITS = 15  # far above any limit, far below Redis's and Lua's exact integers

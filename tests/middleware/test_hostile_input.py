@@ -251,3 +251,18 @@ def test_raw_bytes_over_http(
     status = int(status_line.split()[1])
     event(f"status {status}")
     assert status < 500, (status_line, request)
+
+
+def test_chat_ids_that_are_not_utf8_are_refused_not_merged(server: tuple[str, int]):
+    """The server decodes `%FE` and `%FF` alike to U+FFFD: taken as they come, every such id
+    would be one chat session. A real U+FFFD, sent as its UTF-8 bytes, is an id like any other."""
+
+    def status_of(chat: bytes) -> int:
+        request = b"POST /v1/chats/" + chat + b"/messages HTTP/1.1\r\nHost: x\r\n"
+        request += b"X-Workspace-ID: not-utf8\r\nX-Plan: sandbox\r\n"
+        request += b"Content-Type: application/json\r\nContent-Length: 13\r\n"
+        request += b'Connection: close\r\n\r\n{"text":"hi"}'
+        return int(raw_request(server, request).split()[1])
+
+    assert [status_of(chat) for chat in (b"%FE", b"%FF", b"a%C0b", b"%80")] == [400] * 4
+    assert status_of(b"%EF%BF%BD") == 200
