@@ -164,6 +164,17 @@ def decide(space: Keyspace, keys: Sequence[str], argv: Sequence[str], clock_ms: 
     tripped = 0
     if not allowed and consume and life.threshold > 0:
         tripped = lifecycle.count_denial(space, life, now)
+    if consume and timeout > 0 and new_session == 1:
+        refused_until = max(
+            (
+                now + op.retry
+                for i, op in enumerate(ops)
+                if not op.ok and argv[4 + i * OP_WIDTH + 1] == "1"  # counts sessions
+            ),
+            default=0,
+        )
+        if lifecycle.refused_chats(space, life, now, allowed, refused_until):
+            out[1] = 2  # no process caches denials of this store: nothing to publish
     return [*out, life.held, life.held_until, tripped, *(op.limit for op in ops)]
 
 

@@ -1,7 +1,8 @@
 """decide.lua's answer read into LimitStatus objects: at once for a denial, on demand when allowed.
 
-The answer is {allowed, new_session, now}, then STATUS_WIDTH integers per op (allowed, used,
-remaining, reset ms, retry ms, notice, first denial), then the lifecycle tail (see decide.lua).
+The answer is {allowed, new_session (2: and cached denials are void), now}, then STATUS_WIDTH
+integers per op (allowed, used, remaining, reset ms, retry ms, notice, first denial), then the
+lifecycle tail (see decide.lua).
 """
 
 from __future__ import annotations

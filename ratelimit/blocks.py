@@ -7,8 +7,10 @@ Two kinds of block, both learned from the script's own answers and both exact:
 - a request shape (plan, route, account, workspace, chat, user, ticket, cost) refused because
   every limit that denied it is spent until a known time: a fixed window until its reset, a
   token bucket until it refills. A chat id refused for a session quota is new and cannot start
-  while the quota is spent, so its retries stay refused. Only for plans without a suspension
-  rule: there each denial must reach Redis to be counted.
+  while the quota is spent, so its retries stay refused, unless it starts another way (a route
+  without that quota, another plan): the script then publishes the account, as an admin action
+  does (decide.lua, "Refused new chats"). Only for plans without a suspension rule: there each
+  denial must reach Redis to be counted.
 
 A denial is remembered when it is retried: its first refusal only notes the shape's hash (an
 int, which the garbage collector never walks), and the second is learned. A tenant that sends a
@@ -87,6 +89,7 @@ class BlockCache:
             return None
         if now_ms >= replay.until_ms:
             del entry.shapes[shape]
+            self._shapes -= 1
             return None
         return _moved_on(replay, now_ms)
 
@@ -136,16 +139,19 @@ class BlockCache:
                 del shapes[old]
             self._shapes -= MAX_SHAPES_PER_ACCOUNT // 2
         binding = next(i for i, s in enumerate(decision.statuses) if s is decision.binding)
+        if shape not in shapes:
+            self._shapes += 1
         shapes[shape] = _Replay(until, decision, now_ms, binding)
-        self._shapes += 1
 
     def invalidate(self, message: str) -> None:
         """A `fairuse:invalidate` message: an escaped account id, or "*" for every account."""
         self.epoch += 1
         if message == "*":
             self.clear()
-        else:
-            self.accounts.pop(unquote(message), None)
+            return
+        entry = self.accounts.pop(unquote(message), None)
+        if entry is not None:
+            self._shapes -= len(entry.shapes)
 
     def set_listening(self, listening: bool) -> None:
         self.listening = listening

@@ -120,7 +120,11 @@ def count_denial(space: Keyspace, life: Lifecycle, now: int) -> int:
         start, n = now, 0
     n += 1
     if n < life.threshold:
-        space.put(life.denials_key, {"s": start, "n": n}, now, start + life.within - now + 60000)
+        keep = start + life.within - now
+        mark = state.get("c")
+        if mark is not None:
+            keep = max(keep, mark - now)
+        space.put(life.denials_key, {**state, "s": start, "n": n}, now, keep + 60000)
         return 0
     ttl = space.pttl(life.suspensions_key, now)
     records = space.get(life.suspensions_key, now)
@@ -130,5 +134,33 @@ def count_denial(space: Keyspace, life: Lifecycle, now: int) -> int:
     records[life.workspace] = f"{now + life.hold}|{AUTO}"
     if ttl == -2 or 0 <= ttl < life.hold + 60000:
         space.expire(life.suspensions_key, now, life.hold + 60000)
-    space.delete(life.denials_key)
+    if "c" in state:  # the count starts again; a refused chats mark stays
+        state.pop("s", None)
+        state.pop("n", None)
+    else:
+        space.delete(life.denials_key)
     return 1
+
+
+def refused_chats(
+    space: Keyspace, life: Lifecycle, now: int, allowed: bool, refused_until: int
+) -> bool:
+    """decide.lua's "Refused new chats", for a request that would start a session: mark the
+    workspace when a sessions limit refused it (`refused_until`: when that refusal may end),
+    or, allowed, take the mark off; True when a mark stood (cached denials are void)."""
+    state = space.get(life.denials_key, now)
+    mark = None if state is None else state.get("c")
+    if allowed:
+        if mark is None or mark <= now:
+            return False
+        del state["c"]
+        if not state:  # as Redis drops a hash with no field left
+            space.delete(life.denials_key)
+        return True
+    if refused_until > now and (mark is None or mark < refused_until):
+        if state is None:
+            state = {}
+        state["c"] = refused_until
+        keep = max(refused_until - now + 60000, space.pttl(life.denials_key, now))
+        space.put(life.denials_key, state, now, keep)
+    return False

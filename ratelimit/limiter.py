@@ -312,6 +312,8 @@ class Limiter:
                 )
             if result[0] != -1:
                 decision = self._decision(compiled, ops, result, amounts)
+                if result[1] == 2 and self._blocks is not None:  # decide.lua: "Refused new chats"
+                    self._blocks.invalidate(escape(identity.account))  # before its message comes
                 if blocks is not None and not decision.allowed:
                     if not shape:
                         shape = (id(compiled), identity.workspace, session, identity.user, cost)
@@ -445,7 +447,7 @@ class Limiter:
         tail = 3 + STATUS_WIDTH * len(ops)
         if result[0] == 1 and result[tail] == 0 and result[tail + 3 :] == amounts:
             answer = AllowedAnswer(compiled, ops, result, amounts)
-            return Decision.allowed_pending(compiled.plan, result[1] == 1, result[2] / 1000, answer)
+            return Decision.allowed_pending(compiled.plan, result[1] != 0, result[2] / 1000, answer)
         held, started, in_force = life.read_tail(result, len(ops), compiled.plan.suspension)
         found, notices, exceeded = read_statuses(ops, result, in_force)
         allowed = result[0] == 1
@@ -464,7 +466,7 @@ class Limiter:
             binding=binding,
             notices=tuple(notices),
             exceeded=tuple(exceeded),
-            new_session=result[1] == 1,
+            new_session=result[1] != 0,
             upgrade=upgrade,
             contact=contact,
             now=result[2] / 1000,

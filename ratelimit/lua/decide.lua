@@ -24,6 +24,13 @@
 -- Returns        {-2, 0, now, held (1 workspace, 2 account), until ms (0: no end)} when consuming
 --                for a suspended workspace; otherwise, after the per-op values: held (0: none),
 --                until, 1 if this denial suspended the workspace, then each op's limit in force.
+--
+-- Refused new chats: a chat refused by a limit that counts sessions is refused again while it
+-- stays new, so app processes cache that denial (blocks.py). It can still start another way:
+-- a route without that limit, another plan. So such a refusal marks the workspace (field 'c'
+-- of its denial counter: until when a cached denial may last), and a session that starts while
+-- the mark stands publishes the account on fairuse:invalidate, drops the mark and answers
+-- new_session = 2: every process forgets the account's cached denials.
 
 local now
 if ARGV[1] ~= '' then
@@ -283,7 +290,7 @@ local tripped = 0
 local threshold = tonumber(ARGV[tail + 2])
 if not allowed and consume and threshold > 0 then
   local within, hold = tonumber(ARGV[tail + 3]), tonumber(ARGV[tail + 4])
-  local h = redis.call('HMGET', KEYS[lk + 2], 's', 'n')
+  local h = redis.call('HMGET', KEYS[lk + 2], 's', 'n', 'c')
   local start, n = tonumber(h[1]), tonumber(h[2]) or 0
   if not start or now >= start + within then start, n = now, 0 end
   n = n + 1
@@ -293,11 +300,42 @@ if not allowed and consume and threshold > 0 then
     if ttl == -2 or (ttl >= 0 and ttl < hold + 60000) then
       redis.call('PEXPIRE', KEYS[lk + 1], hold + 60000)
     end
-    redis.call('DEL', KEYS[lk + 2])
+    redis.call('HDEL', KEYS[lk + 2], 's', 'n')  -- the count starts again; a chats mark stays
     tripped = 1
   else
     redis.call('HSET', KEYS[lk + 2], 's', int(start), 'n', n)
-    redis.call('PEXPIRE', KEYS[lk + 2], start + within - now + 60000)
+    local keep = start + within - now
+    local mark = tonumber(h[3])
+    if mark and mark - now > keep then keep = mark - now end
+    redis.call('PEXPIRE', KEYS[lk + 2], keep + 60000)
+  end
+end
+
+if consume and timeout > 0 and new_session == 1 then  -- see "Refused new chats" above
+  local dk = KEYS[lk + 2]
+  if allowed then
+    local mark = tonumber(redis.call('HGET', dk, 'c'))
+    if mark and mark > now then
+      redis.call('PUBLISH', 'fairuse:invalidate', string.match(KEYS[lk], '.*{([^{}]*)}'))
+      redis.call('HDEL', dk, 'c')
+      out[2] = 2
+    end
+  else
+    local until_ms = 0
+    for i = 1, nops do
+      if not ops[i].ok and ARGV[6 + (i - 1) * 9] == '1' then  -- counts sessions
+        until_ms = math.max(until_ms, now + ops[i].retry)
+      end
+    end
+    if until_ms > now then
+      local mark = tonumber(redis.call('HGET', dk, 'c'))
+      if not mark or mark < until_ms then
+        redis.call('HSET', dk, 'c', int(until_ms))
+        if redis.call('PTTL', dk) < until_ms - now + 60000 then
+          redis.call('PEXPIRE', dk, until_ms - now + 60000)
+        end
+      end
+    end
   end
 end
 out[#out + 1] = held

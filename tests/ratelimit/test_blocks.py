@@ -13,9 +13,10 @@ import redis
 
 from ratelimit import Identity, Limiter, ManualClock
 from ratelimit.admin import INVALIDATE_CHANNEL, Admin
-from ratelimit.plans_file import load_policy
+from ratelimit.plans_file import load_policy, parse_policy
 from ratelimit.storage.redis import RedisStorage
 
+from ..conftest import ROOT
 from ..redis_servers import plain
 
 pytestmark = pytest.mark.redis
@@ -250,3 +251,90 @@ async def test_the_cache_answers_the_later_of_two_suspensions(small: Limiter, cl
     assert first == cached
     assert cached is not None
     assert cached.until == clock.now() + 3600
+
+
+TWO_ROUTES = """
+[policy]
+name = "two routes of one chat"
+contact = "help@example.test"
+
+[routes.message]
+match = "POST /chats/{chat_id}/messages"
+session = "path:chat_id"
+
+[routes.typing]
+match = "POST /chats/{chat_id}/typing"
+session = "path:chat_id"
+
+[limits.sessions_per_month]
+kind = "fixed_window"
+per = "month"
+scope = "workspace"
+counts = "sessions"
+routes = ["message"]
+limit = 2
+
+[limits.typing_flood]
+kind = "token_bucket"
+per = "minute"
+limit = 60
+scope = "session"
+routes = ["typing"]
+
+[plans.free]
+"""
+
+
+async def test_a_refused_chat_that_starts_on_another_route_is_no_longer_refused(
+    redis_url: str, clock: ManualClock
+):
+    """The sessions quota is spent, so chat c3 is refused, and its retry cached. Typing in c3
+    (a route without that quota) starts it: a live chat's messages add nothing to the quota,
+    so Redis lets them through, and so must the process that cached the refusal."""
+    limiter = Limiter(parse_policy(TWO_ROUTES, "two.toml"), RedisStorage(redis_url), clock=clock)
+    try:
+        for chat in ("c1", "c2"):
+            assert (await limiter.check(who(), "message", session=chat)).allowed
+        blocks = limiter.blocks
+        assert blocks is not None
+        await until(lambda: blocks.listening, "the invalidation subscription")
+        for _ in range(2):
+            assert not (await limiter.check(who(), "message", session="c3")).allowed
+        assert blocks.size == 1
+        typing = await limiter.check(who(), "typing", session="c3")
+        assert typing.allowed
+        assert typing.new_session
+        assert (await limiter.check(who(), "message", session="c3")).allowed
+        epoch = blocks.epoch
+        assert (await limiter.check(who(), "typing", session="c4")).new_session
+        await asyncio.sleep(0.2)  # time for a message that should not come
+        assert blocks.epoch == epoch, "a new chat with no refusal before it published"
+    finally:
+        await limiter.close()
+
+
+async def test_a_refused_chat_started_on_another_plan_is_let_through_by_every_process(
+    redis_url: str, clock: ManualClock
+):
+    """Sandbox's sessions are spent and chat `late` is refused, its retry cached in one process;
+    another process starts it on Pro. Back on Sandbox it is a live chat, which a spent sessions
+    quota never refuses: the first process hears of it over Redis."""
+    policy = load_policy(ROOT / "plans.toml")
+    cached = Limiter(policy, RedisStorage(redis_url), clock=clock)
+    other = Limiter(policy, RedisStorage(redis_url), clock=clock)
+    sandbox, pro = who("sandbox", account="acme-plans"), who("pro", account="acme-plans")
+    try:
+        for n in range(100):
+            assert (await cached.check(sandbox, "chat_message", session=f"c{n}")).allowed
+        blocks = cached.blocks
+        assert blocks is not None
+        await until(lambda: blocks.listening, "the invalidation subscription")
+        for _ in range(2):
+            assert not (await cached.check(sandbox, "chat_message", session="late")).allowed
+        assert blocks.size == 1
+        assert (await other.check(pro, "chat_message", session="late")).new_session
+        await until(lambda: blocks.size == 0, "the invalidation from the other process")
+        assert (await cached.check(sandbox, "chat_message", session="late")).allowed
+    finally:
+        await cached.close()
+        await other.close()

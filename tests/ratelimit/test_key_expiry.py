@@ -34,7 +34,9 @@ SHIPPED = {
     rf"{TAG}:l:tickets_per_month": MONTH + SLACK,
     rf"{TAG}:l:messages_per_session:s:{ID}:{ID}": 60 * 20 // 30 + SLACK,  # refill 20 at 30/min
     rf"{TAG}:s:{ID}:{ID}": 30 * 60 + SLACK,  # a live chat session: the session timeout
-    rf"{TAG}:d:{ID}": HOUR + SLACK,  # denials towards suspension, within an hour
+    # denials towards suspension (an hour), and the end of a refused new chat's denial: at most
+    # the reset of the longest window that counts sessions (decide.lua, "Refused new chats")
+    rf"{TAG}:d:{ID}": MONTH + SLACK,
     rf"{TAG}:l:workspaces\.m": DISTINCT_IDLE_MS // 1000 + SLACK,  # a lifetime cap's members
 }
 SMALL = {
@@ -45,6 +47,7 @@ SMALL = {
     rf"{TAG}:l:calls_per_day": DAY + HOUR + SLACK,  # a New York day, 25 hours at most
     rf"{TAG}:l:calls_sliding": 2 * 10 + 1,  # two windows of 10 s, plus a second
     rf"{TAG}:l:workspaces\.m": DISTINCT_IDLE_MS // 1000 + SLACK,
+    rf"{TAG}:d:{ID}": MONTH + SLACK,  # a refused new chat's denial: sessions_per_month's reset
 }
 
 
