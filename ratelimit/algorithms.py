@@ -14,6 +14,7 @@ from typing import Any
 from . import lifecycle
 
 OP_WIDTH = 9
+UNCAPPED_AMOUNT = 2**53 - 1  # ops.UNCAPPED
 FIXED_WINDOW, SLIDING_WINDOW, TOKEN_BUCKET, DISTINCT = 1, 2, 3, 4
 
 
@@ -70,6 +71,7 @@ class _Op:
     notice: int = 0
     first: int = 0
     ttl: int = 0
+    in_force: int | None = None  # an override's amount, where one is in force
     ws: str = ""
     seen: str | None = None
     stale: bool = False
@@ -112,7 +114,9 @@ def decide(space: Keyspace, keys: Sequence[str], argv: Sequence[str], clock_ms: 
             op.cost = 0
         overridden = None if life is None else lifecycle.override(life, i, now)
         if overridden is not None:
-            op.limit, op.notify = overridden
+            op.in_force, op.notify = overridden
+            if op.limit != UNCAPPED_AMOUNT:  # uncapped (record_bytes): counts past any amount
+                op.limit = op.in_force
             if op.kind == TOKEN_BUCKET:  # a bucket refills: no notice
                 op.notify = 0
         if op.kind == FIXED_WINDOW:
@@ -175,7 +179,8 @@ def decide(space: Keyspace, keys: Sequence[str], argv: Sequence[str], clock_ms: 
         )
         if lifecycle.refused_chats(space, life, now, allowed, refused_until):
             out[1] = 2  # no process caches denials of this store: nothing to publish
-    return [*out, life.held, life.held_until, tripped, *(op.limit for op in ops)]
+    in_force = (op.limit if op.in_force is None else op.in_force for op in ops)
+    return [*out, life.held, life.held_until, tripped, *in_force]
 
 
 def _check_fixed(space: Keyspace, op: _Op, now: int) -> bool:

@@ -16,12 +16,12 @@ from .answer import AllowedAnswer, read_statuses
 from .blocks import INVALIDATE_CHANNEL, BlockCache
 from .clock import Clock
 from .commands import DecideCommands
-from .decision import Decision, pick_binding
+from .decision import Decision, LimitStatus, pick_binding
 from .errors import FairUseError, UnknownPlanError
 from .keys import account_base, escape
-from .ops import DISTINCT_TTL, STATUS_WIDTH, CompiledOps, Op, compile_ops, uncapped
+from .ops import DISTINCT_TTL, STATUS_WIDTH, UNCAPPED, CompiledOps, Op, compile_ops, uncapped
 from .periods import Period
-from .plans import Counts, Kind, Policy, Scope
+from .plans import Counts, Kind, Limit, Policy, Scope
 from .storage import Storage, storage_from_url
 from .storage.pubsub import Subscription
 from .windows import WindowBounds
@@ -196,8 +196,8 @@ class Limiter:
 
         `check` reports what remains before the body is read; the files are in the app by the
         time they are recorded, so windows count them even past the amount or an admin's
-        override (token buckets only when they have the tokens). `remaining` is reported
-        against the plan's amount.
+        override (token buckets only when they have the tokens). `remaining`, and the 80%
+        notice, are against the amount in force: the plan's, or an admin's override.
         """
         compiled = self._byte_quotas.get((identity.plan, route))
         if compiled is None or size <= 0:
@@ -205,16 +205,10 @@ class Limiter:
         decision = await self._decide(compiled, identity, session, True, 0, size)
         plan_limits = compiled.plan.limits
         statuses = tuple(
-            s
-            if s.limit.rule.kind is Kind.TOKEN_BUCKET
-            else replace(
-                s,
-                limit=plan_limits[s.name],
-                remaining=max(0, (plan_limits[s.name].amount or 0) - (s.used or 0)),
-            )
+            s if s.limit.rule.kind is Kind.TOKEN_BUCKET else _in_force(s, plan_limits[s.name])
             for s in decision.statuses
         )
-        fixed = {s.name: s for s in statuses}  # notices too: events report the plan's amount
+        fixed = {s.name: s for s in statuses}  # notices too: events report the amount in force
         return Decision(
             allowed=decision.allowed,
             plan=decision.plan,
@@ -473,6 +467,16 @@ class Limiter:
             suspended=held,
             suspends=started,
         )
+
+
+def _in_force(status: LimitStatus, plan_limit: Limit) -> LimitStatus:
+    """A recorded byte quota's status against the amount in force: the script reports an
+    override's amount, or the uncapped one (ops.UNCAPPED) where the plan's is in force."""
+    limit = plan_limit if status.limit.amount == UNCAPPED_AMOUNT else status.limit
+    return replace(status, limit=limit, remaining=max(0, (limit.amount or 0) - (status.used or 0)))
+
+
+UNCAPPED_AMOUNT = int(UNCAPPED)
 
 
 async def _raise(error: Exception) -> Decision:

@@ -136,8 +136,9 @@ def compile_ops(plan: Plan, limits: tuple[Limit, ...]) -> CompiledOps:
 
 
 def uncapped(op: Op) -> Op:
-    """Windows record without a ceiling, so no override either (an override only moves the
-    ceiling; no limit has the name ""). A bucket's amount is its refill rate, so it stays."""
+    """Windows record without a ceiling: the script counts past any amount, an override's too,
+    which then only moves the notice threshold (decide.lua). A bucket's amount is its refill
+    rate, so it stays."""
     if op.limit.rule.kind is Kind.TOKEN_BUCKET:
         return op
-    return replace(op, amount=UNCAPPED, life=("", op.life[1]))
+    return replace(op, amount=UNCAPPED)

@@ -111,7 +111,8 @@ for i = 1, nops do
   if ARGV[a + 1] == '1' and new_session == 0 then op.cost, op.gated = 0, true end
   local amount = overrides and override(i)
   if amount then
-    op.limit, op.notify = amount, 0
+    op.in_force, op.notify = amount, 0
+    if op.limit ~= 9007199254740991 then op.limit = amount end  -- ops.UNCAPPED: count past it
     local ppm = tonumber(ARGV[tail + 4 + 2 * i])
     if ppm > 0 and op.kind ~= 3 then  -- ceil(amount * ppm / 10^6), in exact parts
       local hi = math.floor(amount / 1000000)
@@ -341,5 +342,5 @@ end
 out[#out + 1] = held
 out[#out + 1] = held_until
 out[#out + 1] = tripped
-for i = 1, nops do out[#out + 1] = ops[i].limit end
+for i = 1, nops do out[#out + 1] = ops[i].in_force or ops[i].limit end
 return out

@@ -114,8 +114,24 @@ async def test_recording_goes_past_an_admin_override_too(policy: Policy, storage
     assert left(await limiter.check(ME, "upload"), "uploads") == (400_000, 100_000)
     recorded = await limiter.record_bytes(ME, "upload", 400_000)  # fit what a check reported
     assert recorded is not None
-    assert left(recorded, "uploads") == (800_000, 200_000)  # reported against the plan's 1 MB
+    assert left(recorded, "uploads") == (800_000, 0)  # past the 500 KB in force
+    assert recorded.statuses[0].limit.amount == 500_000
     refused = await limiter.check(ME, "upload")
     assert not refused.allowed
     assert refused.binding is not None
     assert (refused.binding.used, refused.binding.limit.amount) == (800_000, 500_000)
+
+
+async def test_an_override_moves_a_byte_quotas_notice_with_it(policy: Policy, storage: Storage):
+    """1 MB raised to 10 MB: the notice comes at 80% of 10 MB, as a check's would, and
+    reports the amount in force, not at 80% of the plan's 1 MB."""
+    limiter = Limiter(policy, storage, clock=ManualClock(NOW))
+    await Admin(limiter).set_override("acme", "uploads", 10_000_000)
+    recorded = await limiter.record_bytes(ME, "upload", 900_000)
+    assert recorded is not None
+    assert [s.name for s in recorded.notices] == ["upload_rate"]  # 900 KB of 800 KB, not 1 MB
+    assert left(recorded, "uploads") == (900_000, 9_100_000)
+    crossing = await limiter.record_bytes(ME, "upload", 7_200_000)
+    assert crossing is not None
+    notices = [(s.name, s.limit.amount) for s in crossing.notices]
+    assert ("uploads", 10_000_000) in notices
