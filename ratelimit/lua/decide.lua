@@ -317,7 +317,9 @@ if consume and timeout > 0 and new_session == 1 then  -- see "Refused new chats"
   if allowed then
     local mark = tonumber(redis.call('HGET', dk, 'c'))
     if mark and mark > now then
-      redis.call('PUBLISH', 'fairuse:invalidate', string.match(KEYS[lk], '.*{([^{}]*)}'))
+      -- pcall: a user refused the channel is refused its subscription too, so no process of
+      -- its apps caches denials, and the decision stands without the message
+      redis.pcall('PUBLISH', 'fairuse:invalidate', string.match(KEYS[lk], '.*{([^{}]*)}'))
       redis.call('HDEL', dk, 'c')
       out[2] = 2
     end

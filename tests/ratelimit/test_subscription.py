@@ -10,8 +10,11 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from ratelimit import Identity, Limiter
+from ratelimit.plans_file import load_policy
 from ratelimit.storage.pubsub import Subscription
 
+from ..conftest import ROOT
 from ..redis_servers import RedisProcess
 
 pytestmark = pytest.mark.redis
@@ -88,3 +91,24 @@ async def until(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the subscription's state did not come")
+
+
+async def test_a_user_without_the_channel_still_starts_a_chat_refused_before(
+    acl_redis: RedisProcess,
+):
+    """A refused chat that starts after all makes the script publish on fairuse:invalidate
+    (decide.lua, "Refused new chats"). Where Redis refuses this user the channel, it refuses
+    the subscription too, so no process caches denials: the decision stands without it."""
+    limiter = Limiter(
+        load_policy(ROOT / "plans.toml"), f"redis://app:pw@127.0.0.1:{acl_redis.port}/0"
+    )
+    sandbox, pro = Identity("acme", "main", "sandbox"), Identity("acme", "main", "pro")
+    try:
+        for n in range(100):
+            assert (await limiter.check(sandbox, "chat_message", session=f"c{n}")).allowed
+        assert not (await limiter.check(sandbox, "chat_message", session="late")).allowed
+        started = await limiter.check(pro, "chat_message", session="late")
+        assert started.allowed
+        assert started.new_session
+    finally:
+        await limiter.close()
