@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import lifecycle
+from .ops import UNCAPPED_AMOUNT
 
 OP_WIDTH = 9
-UNCAPPED_AMOUNT = 2**53 - 1  # ops.UNCAPPED
 FIXED_WINDOW, SLIDING_WINDOW, TOKEN_BUCKET, DISTINCT = 1, 2, 3, 4
 
 

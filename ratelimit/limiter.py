@@ -19,7 +19,15 @@ from .commands import DecideCommands
 from .decision import Decision, LimitStatus, pick_binding
 from .errors import FairUseError, UnknownPlanError
 from .keys import account_base, escape
-from .ops import DISTINCT_TTL, STATUS_WIDTH, UNCAPPED, CompiledOps, Op, compile_ops, uncapped
+from .ops import (
+    DISTINCT_TTL,
+    STATUS_WIDTH,
+    UNCAPPED_AMOUNT,
+    CompiledOps,
+    Op,
+    compile_ops,
+    uncapped,
+)
 from .periods import Period
 from .plans import Counts, Kind, Limit, Policy, Scope
 from .storage import Storage, storage_from_url
@@ -474,9 +482,6 @@ def _in_force(status: LimitStatus, plan_limit: Limit) -> LimitStatus:
     override's amount, or the uncapped one (ops.UNCAPPED) where the plan's is in force."""
     limit = plan_limit if status.limit.amount == UNCAPPED_AMOUNT else status.limit
     return replace(status, limit=limit, remaining=max(0, (limit.amount or 0) - (status.used or 0)))
-
-
-UNCAPPED_AMOUNT = int(UNCAPPED)
 
 
 async def _raise(error: Exception) -> Decision:

@@ -23,7 +23,8 @@ KIND_CODES = {
 }
 DISTINCT_IDLE_MS = 400 * 86400 * 1000  # a cap's members are forgotten after 400 idle days
 DISTINCT_TTL = str(DISTINCT_IDLE_MS)
-UNCAPPED = str(2**53 - 1)  # a window op with this amount always consumes: see record_bytes
+UNCAPPED_AMOUNT = 2**53 - 1  # a window op with this amount always consumes: see record_bytes
+UNCAPPED = str(UNCAPPED_AMOUNT)
 STATUS_WIDTH = 7
 
 
