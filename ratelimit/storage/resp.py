@@ -64,8 +64,9 @@ class _Protocol(asyncio.Protocol):
             self.closed.set_result(None)
         error = RedisConnectionError(f"connection to Redis lost: {exc or 'closed'}")
         if self.owner._protocol is self:
-            self.owner._lost(error)
-        self.fail(error)
+            self.owner._lost(error)  # fails this connection's waiting requests too
+        else:
+            self.fail(error)
 
     def fail(self, error: Exception) -> None:
         """Every request still waiting on this connection gets `error`."""
