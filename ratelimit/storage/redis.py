@@ -198,7 +198,7 @@ def _client(settings: RedisSettings, options: dict[str, Any], sentinels: list[An
         "socket_connect_timeout": options["socket_connect_timeout"],
         **auth,
     }
-    sentinel = Sentinel(settings.nodes, sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(settings.nodes, sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call, unused-ignore]
     sentinels.extend(sentinel.sentinels)
     return sentinel.master_for(settings.service, db=settings.db, **auth)
 

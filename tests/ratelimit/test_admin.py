@@ -39,7 +39,7 @@ async def test_every_block_changing_action_publishes_the_escaped_account(redis_u
             assert message is not None
             heard.append(message["data"])
     finally:
-        await channel.aclose()  # type: ignore[no-untyped-call]
+        await channel.aclose()  # type: ignore[no-untyped-call, unused-ignore]
         await subscriber.aclose()
         await limiter.close()
     assert heard == [b"acme%20corp%2Feu"] * 5 + [b"*"]
