@@ -12,11 +12,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.loadgen import build_openloop, parse_openloop
+from benchmarks.trace_episodes import episodes, read_trace
 
 pytestmark = pytest.mark.benchmark
 OPENLOOP = build_openloop()
@@ -136,15 +138,23 @@ def test_a_fixed_tenant_cycles_over_its_chats(serving: Server):
 
 @needs_openloop
 @pytest.mark.parametrize("serving", [{"stall_at": 100, "stall_seconds": 0.3}], indirect=True)
-def test_a_stall_counts_for_every_request_due_during_it(serving: Server):
+def test_a_stall_counts_for_every_request_due_during_it(serving: Server, tmp_path: Path):
     """500 a second for 1.5 s; the server stops for 300 ms at the 100th. About 150 requests
     fall due during the stall: each waits for the rest of it, from when it was due. A closed
-    loop would have delayed their sending instead, and counted the stall once per connection."""
-    figures = openloop(serving, 500, 1.5)
+    loop would have delayed their sending instead, and counted the stall once per connection.
+    The trace it writes shows the stall as one episode of slow requests."""
+    trace = tmp_path / "trace.txt"
+    figures = openloop(serving, 500, 1.5, OPENLOOP_TRACE=str(trace))
     assert figures["completed"] == 750
     assert figures["max_ms"] >= 280
     assert figures["p90_ms"] > 100  # a tenth of all requests waited more than a third of it
     assert figures["service_p50_ms"] < 20  # from when they were written: most never waited
+    requests = read_trace(trace)
+    assert len(requests) == 750
+    found = episodes(requests, share=0.1)  # the slowest 75: all due during the stall
+    assert len(found) == 1
+    assert len(found[0].requests) >= 75
+    assert 150 <= found[0].start_ms <= 300  # the 100th request fell due at 198 ms
 
 
 @needs_openloop
