@@ -75,11 +75,12 @@ def episodes(requests: list[Request], share: float = 0.01, gap_us: int = 5000) -
 def summary(name: str, requests: list[Request], share: float, gap_us: int, shown: int = 10) -> str:
     found = episodes(requests, share, gap_us)
     slow = sum(len(e.requests) for e in found)
+    fastest_slow = min((r.latency_us for e in found for r in e.requests), default=0)  # threshold
     largest = sorted(found, key=lambda e: len(e.requests), reverse=True)[:shown]
     in_largest = sum(len(e.requests) for e in largest)
     head = (
         f"{name}: {len(requests)} requests, slowest {share:.1%} from "
-        f"{threshold_us(requests, share) / 1000:.2f} ms: {slow} requests in {len(found)} "
+        f"{fastest_slow / 1000:.2f} ms: {slow} requests in {len(found)} "
         f"episodes, {in_largest} in the largest {len(largest)}"
     )
     rows = [

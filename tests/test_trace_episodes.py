@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.trace_episodes import Request, episodes, read_trace
+from benchmarks.trace_episodes import Request, episodes, read_trace, summary
 
 from .conftest import ROOT
 
@@ -73,3 +73,11 @@ def test_the_command_prints_each_trace_and_refuses_a_bad_one(tmp_path: Path):
     )  # fmt: skip
     assert done.returncode == 2
     assert "bad.txt: not an openloop trace" in done.stderr
+
+
+def test_a_trace_with_no_requests_has_no_episodes(tmp_path: Path):
+    path = tmp_path / "empty.txt"
+    path.write_text("due_us latency_us service_us\n")
+    assert summary("empty", read_trace(path), 0.01, 5000) == (
+        "empty: 0 requests, slowest 1.0% from 0.00 ms: 0 requests in 0 episodes, 0 in the largest 0"
+    )
