@@ -1,9 +1,14 @@
 """A circuit breaker, so that a storage outage costs requests no waiting.
 
-After `failures` consecutive failed calls the breaker opens: calls fail at once, without touching
-the network, for `cooldown` seconds. Then one call goes through as a probe while the others keep
-failing fast; its success closes the breaker, its failure opens it for another cooldown. Each
-transition is logged once (not each failed request).
+After `failures` consecutive failures the breaker opens: calls fail at once, without touching
+the network, for `cooldown` seconds. A lost connection fails every call in flight on it at the
+same moment; those count as one failure, so a single reset (a `CLIENT KILL`, a proxy's restart)
+does not open the breaker while Redis answers the next call. A call that waited out a timeout
+counts on its own: each such wait is the cost the breaker exists to stop.
+
+Once the cooldown has passed, one call goes through as a probe while the others keep failing
+fast; its success closes the breaker, its failure opens it for another cooldown. Each transition
+is logged once (not each failed request).
 """
 
 from __future__ import annotations
@@ -42,18 +47,20 @@ class CircuitBreaker:
         self.probes = 0  # calls let through to test an open circuit
         self._clock = clock
         self._failed = 0
+        self._counted = 0  # failures counted so far, ever: calls begun before the last one
         self._opened_at = 0.0
         self._down_since = 0.0
         self._last_error: BaseException | None = None
 
-    def before_call(self) -> None:
-        """Raise CircuitOpen unless the call may reach storage (maybe as the one probe)."""
+    def before_call(self) -> int:
+        """Raise CircuitOpen unless the call may reach storage (maybe as the one probe); else
+        the failures counted so far, for `failed` to tell which failures struck together."""
         if self.state == CLOSED:
-            return
+            return self._counted
         if self.state == OPEN and self._clock() - self._opened_at >= self.cooldown:
             self.state = PROBING
             self.probes += 1
-            return
+            return self._counted
         raise CircuitOpen(f"{self.name} is unavailable (last error: {describe(self._last_error)})")
 
     def succeeded(self) -> None:
@@ -64,12 +71,19 @@ class CircuitBreaker:
             self.state = CLOSED
         self._failed = 0
 
-    def failed(self, error: BaseException) -> None:
+    def failed(self, error: BaseException, began: int | None = None) -> None:
+        """A call failed. `began`: what `before_call` answered it, for a failure that may have
+        struck every call in flight at once (a lost connection); it is not counted again if
+        another failure was counted since the call began. None: the call's own failure (a
+        timeout it waited out), always counted."""
         self._last_error = error
         if self.state == PROBING:
             self.state, self._opened_at = OPEN, self._clock()
             logger.debug("fairuse: storage %s still unavailable: %s", self.name, describe(error))
             return
+        if began is not None and began < self._counted:
+            return  # the failure already counted, as this call met it too
+        self._counted += 1
         self._failed += 1
         if self.state == CLOSED and self._failed >= self.failures:
             self.state = OPEN

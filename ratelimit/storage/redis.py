@@ -19,6 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import FairUseError, StorageError
 from .breaker import CircuitBreaker, CircuitOpen
@@ -30,6 +31,7 @@ DECIDE_LUA = files("ratelimit").joinpath("lua/decide.lua").read_text(encoding="u
 RECORDS_LUA = files("ratelimit").joinpath("lua/records.lua").read_text(encoding="utf-8")
 DECIDE_SHA = hashlib.sha1(DECIDE_LUA.encode()).hexdigest()
 FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
+WAITED_OUT = (RedisTimeoutError, asyncio.TimeoutError)  # each such failure cost its call a wait
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # may be subclassed, compiled or not
@@ -86,14 +88,14 @@ class RedisStorage:
         """Await a script call through the circuit breaker; failures become StorageError."""
         breaker = self.breaker
         try:
-            breaker.before_call()
+            began = breaker.before_call()
         except CircuitOpen as error:
             call.close()  # never started: the breaker answers for it
             raise StorageError(error) from None
         try:
             result = await call
         except FAILURES as error:
-            breaker.failed(error)
+            breaker.failed(error, None if isinstance(error, WAITED_OUT) else began)
             raise StorageError(error) from error
         except BaseException:
             breaker.abandoned()

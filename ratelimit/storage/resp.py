@@ -212,7 +212,11 @@ class PipelinedConnection:
                 await asyncio.wait_for(self._open(loop), self.connect_timeout)
             except BaseException as error:  # cancelled too: its waiters must not wait forever
                 self._protocol = None
-                failure = RedisConnectionError(f"cannot connect to Redis: {error!r}")
+                # a timed-out attempt kept its callers waiting: the breaker counts each one
+                kind = (
+                    RedisTimeoutError if isinstance(error, TimeoutError) else RedisConnectionError
+                )
+                failure = kind(f"cannot connect to Redis: {error!r}")
                 connecting.set_exception(failure)
                 connecting.exception()  # retrieved: later callers get their own attempt
                 self._connecting = None

@@ -97,3 +97,22 @@ def test_logs_once_per_transition(caplog: pytest.LogCaptureFixture):
 def test_refuses_settings_that_never_close(failures: int, cooldown: float):
     with pytest.raises(ValueError, match="breaker needs"):
         CircuitBreaker("x", failures=failures, cooldown=cooldown)
+
+
+def test_calls_failed_by_one_lost_connection_count_once():
+    b = breaker(Clock())
+    held = [b.before_call() for _ in range(5)]  # all in flight when the connection goes
+    for began in held:
+        b.failed(ConnectionError("reset"), began)
+    assert b.state == CLOSED
+    b.failed(ConnectionError("reset"), b.before_call())  # later calls: new failures
+    b.failed(ConnectionError("reset"), b.before_call())
+    assert b.state == OPEN
+
+
+def test_calls_that_waited_out_a_timeout_count_each():
+    b = breaker(Clock())
+    held = [b.before_call() for _ in range(3)]
+    for _ in held:
+        b.failed(TimeoutError("no reply"))  # no `began`: the call's own failure
+    assert b.state == OPEN

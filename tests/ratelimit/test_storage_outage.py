@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections.abc import Iterator
 
 import pytest
 
 from ratelimit import StorageError
-from ratelimit.storage.breaker import CLOSED
+from ratelimit.storage.breaker import CLOSED, OPEN
 from ratelimit.storage.redis import RedisStorage
+from ratelimit.storage.resp import pack
 
-from ..redis_servers import RedisProcess
+from ..redis_servers import RedisProcess, patient
 
 pytestmark = pytest.mark.redis
 KEYS = ["fu:{a}:l:x"]
@@ -97,5 +99,72 @@ async def test_a_cancelled_connection_attempt_leaves_no_one_waiting(own_redis: R
         finally:
             process.send_signal(signal.SIGCONT)
         assert (await asyncio.wait_for(decide_until_ok(storage), PATIENCE))[0] == 1
+    finally:
+        await storage.close()
+
+
+BUSY_LUA = """
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start > tonumber(ARGV[1])
+return 1
+"""
+
+
+def busy_then_kill(port: int, busy_us: int) -> socket.socket:
+    """Keep Redis busy for `busy_us`, then have it close every other client's connection: one
+    write, so that Redis reads both commands at once and kills nothing before the wait ends."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(
+        pack("EVAL", BUSY_LUA, "0", str(busy_us))
+        + pack("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    )
+    return sock
+
+
+async def test_one_lost_connection_counts_once_however_many_decisions_it_held(
+    own_redis: RedisProcess,
+):
+    """Redis closing the connection (a `CLIENT KILL`, a proxy's reset) with three decisions in
+    flight is one failure: the breaker stays closed and the next decision is answered, where
+    counting each request opened it and refused every decision for the cooldown."""
+    storage = RedisStorage(patient(own_redis.url))
+    try:
+        assert (await storage.decide(KEYS, ARGV))[0] == 1  # connected
+        killer = busy_then_kill(own_redis.port, 300_000)
+        try:
+            await asyncio.sleep(0.1)  # Redis is inside the busy script now
+            held = [asyncio.ensure_future(storage.decide(KEYS, ARGV)) for _ in range(3)]
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(*held, return_exceptions=True), PATIENCE
+            )
+        finally:
+            killer.close()
+        assert all(isinstance(outcome, StorageError) for outcome in outcomes), outcomes
+        assert storage.breaker.state == CLOSED
+        assert (await storage.decide(KEYS, ARGV))[0] == 1
+    finally:
+        await storage.close()
+
+
+async def test_decisions_that_each_waited_out_a_timeout_count_each(own_redis: RedisProcess):
+    """A frozen Redis times out every decision in flight together too, but each of them waited
+    the timeout: three open the breaker at once, so that no more requests wait after them."""
+    storage = RedisStorage(own_redis.url)  # the production timeout
+    process = own_redis.process
+    assert process is not None
+    try:
+        assert (await storage.decide(KEYS, ARGV))[0] == 1
+        process.send_signal(signal.SIGSTOP)
+        try:
+            held = [asyncio.ensure_future(storage.decide(KEYS, ARGV)) for _ in range(3)]
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(*held, return_exceptions=True), PATIENCE
+            )
+            assert all(isinstance(outcome, StorageError) for outcome in outcomes), outcomes
+            assert "within" in str(outcomes[0])  # no reply within the timeout
+            assert storage.breaker.state == OPEN
+        finally:
+            process.send_signal(signal.SIGCONT)
     finally:
         await storage.close()
