@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from ratelimit.storage.redis import RedisStorage
 from ..conftest import ROOT
 from ..servers import serve_in_thread
 from .conftest import NOW, headers
+from .uploading import server_errors
 
 pytestmark = pytest.mark.e2e
 MONTH_END = datetime(2026, 12, 1, tzinfo=UTC)
@@ -316,3 +318,36 @@ def test_moments_in_bodies_are_whole_seconds_rounded_up(demo: httpx.Client, cloc
     at = datetime.fromisoformat(refused["resets_at"])
     assert at.microsecond == 0, refused["resets_at"]
     assert clock.now() < at.timestamp() <= clock.now() + 41
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/v1/chats/left/messages", "application/json"),
+        ("/v1/tickets", "application/json"),
+        ("/v1/files", "application/octet-stream"),
+        ("/v1/files", "multipart/form-data; boundary=b"),
+    ],
+)
+def test_a_client_that_leaves_mid_body_leaves_no_traceback(path: str, content_type: str):
+    """Clients hang up mid-upload all the time: the demo lets them go without logging a
+    traceback (Starlette's ClientDisconnect, raised into the endpoint reading the body)."""
+    app = create_app(ROOT / "plans.toml", "memory://", clock=ManualClock(NOW))
+    who = b"".join(
+        b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers("lw", "pro").items()
+    )
+    part = b'--b\r\nContent-Disposition: form-data; name="f"; filename="a"\r\n\r\nab'
+    with serve_in_thread(app) as url, server_errors() as errors:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            head = b"POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: %s\r\n" % (
+                path.encode(),
+                who,
+                content_type.encode(),
+            )
+            sock.sendall(head + b"Content-Length: 100\r\n\r\n" + part)
+            time.sleep(0.2)  # the endpoint is reading the body
+        with httpx.Client(base_url=url) as client:  # and the server goes on serving
+            assert client.get("/healthz").status_code == 200
+        time.sleep(0.2)  # the endpoint has met the disconnect
+    assert [record.getMessage() for record in errors] == []
