@@ -181,7 +181,7 @@ async def _events_tail(admin: Admin, args: argparse.Namespace) -> None:
 
 
 async def _tail(client: Any, stream: str, args: argparse.Namespace) -> None:
-    from ratelimit.event_stream import ack, read_after, read_group, read_recent
+    from ratelimit.event_stream import ack, follow, read_group
 
     if args.group:  # what this consumer left unhandled, every event the group has not seen,
         group, consumer = args.group, args.consumer  # then (--follow) new ones; each
@@ -193,13 +193,10 @@ async def _tail(client: Any, stream: str, args: argparse.Namespace) -> None:
             _print_events(batch)
             await ack(client, stream, group, batch)
         return
-    entries = await read_recent(client, stream, args.count) if args.count > 0 else []
-    _print_events(entries)
-    last = entries[-1][0] if entries else "$"
-    while args.follow:
-        batch = await read_after(client, stream, last, 5000)
+    async for batch in follow(client, stream, args.count):
         _print_events(batch)
-        last = batch[-1][0] if batch else last
+        if not args.follow:
+            break
 
 
 def format_usage(usage: Usage, identity: Identity) -> str:

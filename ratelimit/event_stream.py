@@ -8,6 +8,7 @@ acknowledged across restarts.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from redis.asyncio import Redis
@@ -63,6 +64,34 @@ async def read_recent(client: Redis, stream: str, count: int) -> list[tuple[str,
     """The last `count` events, oldest first, as (entry id, event document)."""
     entries: Any = await client.xrevrange(stream, count=count)
     return [_entry(entry_id, fields) for entry_id, fields in reversed(entries)]
+
+
+async def follow(
+    client: Redis, stream: str, count: int, block_ms: int = 5000
+) -> AsyncGenerator[list[tuple[str, dict[str, Any]]], None]:
+    """The last `count` events, then each batch of new ones as they come (an empty batch after
+    `block_ms` without one). Each read asks for what follows the last entry seen, by its id:
+    XREAD's "$" would mean newer than whatever is newest when that read starts, and lose an
+    event appended while no read was waiting."""
+    if count > 0:
+        entries = await read_recent(client, stream, count)
+        last = entries[-1][0] if entries else "0-0"  # empty then: whatever comes is new
+    else:
+        entries, last = [], await newest_id(client, stream)
+    yield entries
+    while True:
+        batch = await read_after(client, stream, last, block_ms)
+        yield batch
+        last = batch[-1][0] if batch else last
+
+
+async def newest_id(client: Redis, stream: str) -> str:
+    """The id of the stream's newest entry; "0-0" (before any) when it has none."""
+    entries: Any = await client.xrevrange(stream, count=1)
+    if not entries:
+        return "0-0"
+    entry_id = entries[0][0]
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
 async def read_after(

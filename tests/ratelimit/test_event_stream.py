@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from ratelimit import Identity, Limiter, ManualClock
 from ratelimit.dispatch import EventDispatcher, configured_sinks
-from ratelimit.event_stream import StreamSink, ack, read_group, read_recent
+from ratelimit.event_stream import StreamSink, ack, follow, read_group, read_recent
 from ratelimit.events import THRESHOLD, Event, events_for
 from ratelimit.plans import EventSettings
 from ratelimit.plans_file import load_policy
@@ -177,3 +177,29 @@ async def test_an_append_answered_late_is_not_appended_twice(redis_server):
     finally:
         await client.aclose()
     assert [fields[b"id"] for _, fields in entries] == [b"once"]
+
+
+@pytest.mark.parametrize(("count", "before"), [(0, 0), (0, 2), (5, 0), (1, 2)])
+async def test_following_misses_no_event_added_between_two_reads(
+    redis_url: str, count: int, before: int
+):
+    """`events tail --follow` reads in turns of a blocking XREAD; an event appended while no
+    read is waiting (here: after the recent ones were read, before the first wait) must come in
+    the next batch. Following from XREAD's "$" lost it: "$" means newer than the stream's
+    newest entry when that read starts."""
+    client = Redis.from_url(plain(redis_url))
+    stream = f"test:follow:{count}:{before}"
+    try:
+        await client.delete(stream)
+        for n in range(before):
+            old = {"id": f"old{n}", "type": THRESHOLD, "event": f'{{"id": "old{n}"}}'}
+            await client.xadd(stream, old)  # type: ignore[arg-type]
+        batches = follow(client, stream, count=count, block_ms=100)
+        recent = [f"old{n}" for n in range(before)][before - min(count, before) :]
+        assert [event["id"] for _, event in await anext(batches)] == recent
+        await client.xadd(stream, {"id": "new", "type": THRESHOLD, "event": '{"id": "new"}'})
+        assert [event["id"] for _, event in await anext(batches)] == ["new"]
+        await batches.aclose()
+    finally:
+        await client.delete(stream)
+        await client.aclose()
