@@ -47,7 +47,7 @@ class CircuitBreaker:
         self.probes = 0  # calls let through to test an open circuit
         self._clock = clock
         self._failed = 0
-        self._counted = 0  # failures counted so far, ever: calls begun before the last one
+        self._counted = 0  # failures counted, ever; a call begun before the last met that one
         self._opened_at = 0.0
         self._down_since = 0.0
         self._last_error: BaseException | None = None
