@@ -75,7 +75,11 @@ def add_commands(commands: Any, plans: Path) -> None:
         "tail", parents=[common], help="print events as JSON lines"
     )
     tail.add_argument("--stream", help="default: [events] stream, else fairuse:events")
-    tail.add_argument("--count", type=_count, default=10, help="how many recent events (0: none)")
+    tail.add_argument(
+        "--count",
+        type=_count,
+        help="how many recent events (default 10; 0: none); not with --group",
+    )
     tail.add_argument("--follow", action="store_true", help="then wait for new ones")
     tail.add_argument("--group", help="read as this consumer group: each event once")
     tail.add_argument("--consumer", default="cli")
@@ -183,6 +187,11 @@ async def _events_tail(admin: Admin, args: argparse.Namespace) -> None:
 async def _tail(client: Any, stream: str, args: argparse.Namespace) -> None:
     from ratelimit.event_stream import ack, follow, read_group
 
+    if args.group and args.count is not None:
+        raise FairUseError(
+            "--count picks the newest events, but --group reads every event the group has not "
+            "been given yet: use one or the other"
+        )
     if args.group:  # what this consumer left unhandled, every event the group has not seen,
         group, consumer = args.group, args.consumer  # then (--follow) new ones; each
         while batch := await read_group(client, stream, group, consumer, None, pending=True):
@@ -193,7 +202,7 @@ async def _tail(client: Any, stream: str, args: argparse.Namespace) -> None:
             _print_events(batch)
             await ack(client, stream, group, batch)
         return
-    async for batch in follow(client, stream, args.count):
+    async for batch in follow(client, stream, 10 if args.count is None else args.count):
         _print_events(batch)
         if not args.follow:
             break

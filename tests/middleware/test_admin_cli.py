@@ -206,3 +206,10 @@ def test_memory_storage_is_refused_rather_than_acted_on(command: list[str], caps
     assert main([*command, "--storage", "memory://", "--plans", str(POLICY)]) == 2
     err = capsys.readouterr().err
     assert "memory:// lives inside one app process" in err
+
+
+def test_events_tail_refuses_a_count_for_a_group(redis_url: str, capsys):
+    """A group reads every event it has not been given: a --count it would ignore is refused."""
+    tail = ["events", "tail", "--stream", "app:events", "--group", "g", "--count", "3"]
+    assert main([*tail, "--storage", redis_url, "--plans", str(POLICY)]) == 1
+    assert "--count picks the newest events, but --group" in capsys.readouterr().err
