@@ -73,6 +73,7 @@ class EventDispatcher:
         self._queues: list[asyncio.Queue[Event]] = []
         self._workers: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._delivering = 0  # events taken off a queue and not yet delivered or given up
 
     def __bool__(self) -> bool:
         return bool(self.sinks)
@@ -100,7 +101,7 @@ class EventDispatcher:
             try:
                 await asyncio.wait_for(self.drain(), grace)
             except TimeoutError:
-                left = sum(q.qsize() for q in self._queues)
+                left = sum(q.qsize() for q in self._queues) + self._delivering
                 logger.error("fairuse: shutting down with %d events undelivered", left)
             for worker in self._workers:
                 worker.cancel()
@@ -112,19 +113,21 @@ class EventDispatcher:
     def _start(self) -> None:
         self._loop = loop = asyncio.get_running_loop()
         self._queues = [asyncio.Queue(self.queue_size) for _ in self.sinks]
+        self._delivering = 0  # an old loop's workers, if any, are gone with their events
         self._workers = [
-            loop.create_task(_work(sink, queue), name=f"fairuse-{sink.name}")
+            loop.create_task(self._work(sink, queue), name=f"fairuse-{sink.name}")
             for sink, queue in zip(self.sinks, self._queues, strict=True)
         ]
 
-
-async def _work(sink: EventSink, queue: asyncio.Queue[Event]) -> None:
-    while True:
-        event = await queue.get()
-        try:
-            await _deliver(sink, event)
-        finally:
-            queue.task_done()
+    async def _work(self, sink: EventSink, queue: asyncio.Queue[Event]) -> None:
+        while True:
+            event = await queue.get()
+            self._delivering += 1
+            try:
+                await _deliver(sink, event)
+            finally:
+                self._delivering -= 1
+                queue.task_done()
 
 
 async def _deliver(sink: EventSink, event: Event) -> None:

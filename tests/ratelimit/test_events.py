@@ -157,3 +157,18 @@ async def test_callback_errors_are_logged_not_raised(is_async: bool, caplog):
     dispatcher.emit([event()])
     await dispatcher.aclose()
     assert "gave up on event" in caplog.text
+
+
+async def test_shutdown_counts_the_event_being_delivered_as_undelivered(caplog):
+    """A sink stuck on an event at shutdown: that event is lost with the queued ones, and the
+    log says so (it used to count only the queue, and said 0 for a single stuck event)."""
+    never = asyncio.Event()
+
+    async def stuck(e: Event) -> None:
+        await never.wait()
+
+    dispatcher = EventDispatcher([CallbackSink(stuck)])
+    dispatcher.emit([event(n) for n in range(3)])
+    await asyncio.sleep(0)  # the worker holds the first
+    await dispatcher.aclose(grace=0.05)
+    assert "shutting down with 3 events undelivered" in caplog.text
