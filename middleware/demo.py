@@ -65,10 +65,7 @@ async def chat_message(request: Request) -> Response:
 
 
 async def create_ticket(request: Request) -> Response:
-    try:
-        await request.body()
-    except ClientDisconnect:
-        return LEFT
+    await request.body()
     return JSONResponse({"ticket_id": f"T-{next(_ticket_ids)}"}, status_code=201)
 
 
@@ -155,7 +152,7 @@ def routes(reply_wait: float = 0.0) -> list[Route]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/v1/chats/{chat_id}/messages", chat, methods=["POST"]),
-        Route("/v1/tickets", create_ticket, methods=["POST"]),
+        Route("/v1/tickets", client_may_leave(create_ticket), methods=["POST"]),
         Route("/v1/files", client_may_leave(upload_files), methods=["POST"]),
         Route("/v1/usage", usage, methods=["GET"]),
     ]
