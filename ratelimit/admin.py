@@ -87,7 +87,7 @@ class Admin:
             )
         if isinstance(amount, bool) or amount < 1 or amount >= MAX_AMOUNT:
             raise FairUseError(
-                f"the amount must be a whole number from 1 to 2**53 - 1, got {amount}"
+                f"the amount must be a whole number from 1 to 10**15 - 1, got {amount}"
             )
         _check_workspace(workspace)
         self._check_until(until)

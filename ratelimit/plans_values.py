@@ -26,7 +26,9 @@ D = TypeVar("D")
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-MAX_AMOUNT = 2**53  # amounts are compared as Lua doubles: stay exact
+# The RateLimit fields carry amounts as RFC 8941 integers, at most 15 digits; below that bound
+# they are also exact as the Lua doubles the scripts compare them as.
+MAX_AMOUNT = 10**15
 SIZE_UNITS = {"B": 1, "KB": 10**3, "kB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 SIZE_UNITS |= {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 _FW, _SW, _TB, _DI = Kind.FIXED_WINDOW, Kind.SLIDING_WINDOW, Kind.TOKEN_BUCKET, Kind.DISTINCT
@@ -194,7 +196,7 @@ def amount(key: str, value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f'{key} must be a positive integer or "unlimited", got {show(value)}')
     if value >= MAX_AMOUNT:
-        raise ValueError(f"{key} {value} is too large: amounts must be below 2**53")
+        raise ValueError(f"{key} {value} is too large: amounts must be below 10**15")
     return value
 
 
@@ -212,7 +214,7 @@ def size(key: str, value: object) -> int | None:
         return int(count)
     raise ValueError(
         f'{key} must be a size such as "5 MB", "512 KiB" or "100 B", a positive number of bytes'
-        f' below 2**53, or "unlimited", got {show(value)}'
+        f' below 10**15, or "unlimited", got {show(value)}'
     )
 
 
@@ -266,7 +268,7 @@ def rate(key: str, value: object) -> tuple[int, Period]:
         raise ValueError(f'{key} must be one rate such as "30/minute", got {show(value)}')
     item = items[0]
     if not 1 <= item.amount < MAX_AMOUNT:
-        raise ValueError(f"{key} must allow 1 to 2**53 - 1 per period, got {show(value)}")
+        raise ValueError(f"{key} must allow 1 to 10**15 - 1 per period, got {show(value)}")
     if _ZERO_PERIOD.search(written):  # the limits package reads "per 0 minutes" as per 1
         raise ValueError(f"{key} needs a period of at least 1, got {show(value)}")
     try:

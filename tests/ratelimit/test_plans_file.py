@@ -27,12 +27,12 @@ EXAMPLES = ("api-platform", "helpdesk-email", "phone-support", "support-tiers")
 INVALID = [
     (
         "amount_too_large",
-        "[limits.chats] limit 9007199254740992 is too large: amounts must be below 2**53",
+        "[limits.chats] limit 1000000000000000 is too large: amounts must be below 10**15",
     ),
     (
         "bad_bytes_amount",
         '[plans.pro.limits.uploads_per_year] limit must be a size such as "5 MB", "512 KiB" or'
-        ' "100 B", a positive number of bytes below 2**53, or "unlimited", got "ten gigs"',
+        ' "100 B", a positive number of bytes below 10**15, or "unlimited", got "ten gigs"',
     ),
     ("bad_cost", '[routes.chat] cost must be a positive integer or "header:Header-Name", got 0'),
     ("bad_duration", "[policy] session_timeout: unknown duration unit 'soon' in 'soon'"),
@@ -77,7 +77,7 @@ INVALID = [
     (
         "bad_size",
         '[limits.file_size] limit must be a size such as "5 MB", "512 KiB" or "100 B", a '
-        'positive number of bytes below 2**53, or "unlimited", got "5 megs"',
+        'positive number of bytes below 10**15, or "unlimited", got "5 megs"',
     ),
     (
         "bad_source",
