@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .loadgen import Result, build_openloop, find_wrk, run_locust, run_openloop, run_wrk
-from .machine import memory_sampling, stolen_seconds
+from .machine import idle_halting, memory_sampling, stolen_seconds
 from .processes import (
     Cores,
     Running,
@@ -134,8 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fairuse build: {build}; the protected app reaches Redis over {transport}")
         if args.reply_ms:
             print(f"each chat reply waits {args.reply_ms:g} ms in both apps (--reply-ms)")
-        if note := memory_sampling():
-            print(note)
+        for note in (memory_sampling(), idle_halting()):
+            if note:
+                print(note)
         print(f"{args.rounds} round(s) of {args.seconds:g} s per side and path; medians shown\n")
         rows = []
         for scenario in scenarios:

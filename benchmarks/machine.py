@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 KDAMONDS = Path("/sys/kernel/mm/damon/admin/kdamonds")
+CPUIDLE = Path("/sys/devices/system/cpu/cpuidle")
+HALTPOLL = Path("/sys/module/haltpoll/parameters")
 
 
 def memory_sampling(kdamonds: Path = KDAMONDS) -> str | None:
@@ -32,6 +34,29 @@ def memory_sampling(kdamonds: Path = KDAMONDS) -> str | None:
     return (
         f"note: the kernel's DAMON samples memory here (every {every}); each sample stalls the "
         "core it runs on for a few ms, both apps alike (benchmarks/README.md, 'Stalls')"
+    )
+
+
+def idle_halting(cpuidle: Path = CPUIDLE, haltpoll: Path = HALTPOLL) -> str | None:
+    """A note when an idle core of this VM halts at once, else None.
+
+    A guest's haltpoll idle driver polls for a while before halting, so that a wake soon after
+    costs no trip through the hypervisor; with guest_halt_poll_ns at 0 it never polls. Then
+    every wake from idle costs that trip: at light load, once per request for the bare app and
+    twice for an app that waits on Redis. On this project's VM, polling for up to 200 µs cut
+    the app CPU per request at a quarter of full speed by a third (fairuse) and a quarter
+    (bare), and the bare app's p99 most (benchmarks/README.md, 'Stalls')."""
+    try:
+        if (cpuidle / "current_driver").read_text().strip() != "haltpoll":
+            return None
+        if int((haltpoll / "guest_halt_poll_ns").read_text()) > 0:
+            return None
+    except (OSError, ValueError):  # another driver, or none
+        return None
+    return (
+        "note: idle cores halt at once here (haltpoll, guest_halt_poll_ns=0): each wake from "
+        "idle goes through the hypervisor, which weighs on light-load latency "
+        "(benchmarks/README.md, 'Stalls')"
     )
 
 

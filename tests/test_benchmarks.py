@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from benchmarks.loadgen import build_openloop
-from benchmarks.machine import memory_sampling
+from benchmarks.machine import idle_halting, memory_sampling
 
 from .conftest import ROOT
 
@@ -50,6 +50,8 @@ def test_compare_smoke_prints_the_table(build: str, redis: str):
     assert f"reaches Redis over {'its unix socket' if redis == 'unix' else 'loopback TCP'}" in out
     note = memory_sampling()  # the machine's own stalls, named when present
     assert (note in out) if note else ("DAMON" not in out)
+    halting = idle_halting()
+    assert (halting in out) if halting else ("guest_halt_poll_ns" not in out)
     if build_openloop() is None:
         assert "no C compiler here" in out
         return

@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from benchmarks.machine import memory_sampling, stolen_seconds
+from benchmarks.machine import idle_halting, memory_sampling, stolen_seconds
 
 
 def kdamond(root: Path, name: str, state: str, sample_us: str) -> None:
@@ -36,6 +36,35 @@ def test_no_note_without_a_running_damon(tmp_path: Path):
 def test_an_unreadable_interval_is_skipped_not_fatal(tmp_path: Path):
     kdamond(tmp_path, "0", "on", "soon")
     assert memory_sampling(tmp_path) is None
+
+
+def idle_driver(root: Path, driver: str, poll_ns: str | None) -> tuple[Path, Path]:
+    (root / "cpuidle").mkdir()
+    (root / "cpuidle" / "current_driver").write_text(f"{driver}\n")
+    (root / "haltpoll").mkdir()
+    if poll_ns is not None:
+        (root / "haltpoll" / "guest_halt_poll_ns").write_text(f"{poll_ns}\n")
+    return root / "cpuidle", root / "haltpoll"
+
+
+def test_halting_at_once_is_named(tmp_path: Path):
+    note = idle_halting(*idle_driver(tmp_path, "haltpoll", "0"))
+    assert note is not None
+    assert "guest_halt_poll_ns=0" in note
+
+
+@pytest.mark.parametrize(
+    ("driver", "poll_ns"),
+    [("haltpoll", "200000"), ("intel_idle", "0"), ("haltpoll", None), ("haltpoll", "soon")],
+)
+def test_no_halting_note_where_idle_cores_poll_or_say_nothing(
+    tmp_path: Path, driver: str, poll_ns: str | None
+):
+    assert idle_halting(*idle_driver(tmp_path, driver, poll_ns)) is None
+
+
+def test_no_halting_note_without_a_cpuidle_driver(tmp_path: Path):
+    assert idle_halting(tmp_path / "absent", tmp_path / "absent") is None
 
 
 def test_steal_is_read_from_the_cpu_line_in_seconds(tmp_path: Path):
