@@ -266,3 +266,21 @@ def test_chat_ids_that_are_not_utf8_are_refused_not_merged(server: tuple[str, in
 
     assert [status_of(chat) for chat in (b"%FE", b"%FF", b"a%C0b", b"%80")] == [400] * 4
     assert status_of(b"%EF%BF%BD") == 200
+
+
+def test_ids_spelled_two_ways_are_refused_not_made_two_tenants(server: tuple[str, int]):
+    """ "José" decomposed (e + U+0301) or with an invisible character added would be a tenant, or
+    a chat, apart from "José": refused with 400, over the wire, in a header and in the path."""
+
+    def status_of(chat: bytes, workspace: str) -> int:
+        request = b"POST /v1/chats/" + chat + b"/messages HTTP/1.1\r\nHost: x\r\n"
+        request += b"X-Workspace-ID: " + workspace.encode() + b"\r\nX-Plan: sandbox\r\n"
+        request += b"Content-Type: application/json\r\nContent-Length: 13\r\n"
+        request += b'Connection: close\r\n\r\n{"text":"hi"}'
+        return int(raw_request(server, request).split()[1])
+
+    assert status_of(b"Jos%C3%A9", "Jos\u00e9") == 200
+    assert status_of(b"Jose%CC%81", "Jos\u00e9") == 400  # the chat id, decomposed
+    assert status_of(b"Jos%C3%A9", "Jose\u0301") == 400  # the workspace, decomposed
+    assert status_of(b"Jos%C3%A9%CD%8F", "Jos\u00e9") == 400  # + the grapheme joiner U+034F
+    assert status_of(b"Jos%C3%A9", "Jos\u00e9\u3164") == 400  # + the Hangul filler U+3164

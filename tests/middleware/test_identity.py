@@ -19,7 +19,7 @@ ids = st.one_of(
     st.none(),
     st.just(""),
     st.text(min_size=1, max_size=4),
-    st.text(alphabet="ab\x00\x7f\u200b\u00e9 \t", min_size=1, max_size=3),
+    st.text(alphabet="ab\x00\x7f\u200b\u00e9\u0301\u034f\u3164\ufe0f \t", min_size=1, max_size=3),
     st.integers(MAX_ID_LENGTH - 1, MAX_ID_LENGTH + 1).map(lambda n: "w" * n),
 )
 names = {"account": b"X-Account-ID", "workspace": b"x-workspace-id", "plan": b"x-plan"}
@@ -84,3 +84,48 @@ def test_header_names_may_be_given_in_any_case():
     names = IdentityHeaders(workspace="X-Tenant-ID", plan="X-Tier")
     found = identify([(b"x-tenant-id", b"t"), (b"x-tier", b"pro")], names)
     assert (found.workspace, found.plan) == ("t", "pro")
+
+
+# The Default_Ignorable_Code_Point characters that str.isprintable() lets through
+# (DerivedCoreProperties.txt against Python's unicodedata): each draws as nothing.
+PRINTABLE_IGNORABLES = [
+    "\u034f",  # combining grapheme joiner
+    "\u115f",
+    "\u1160",
+    "\u3164",
+    "\uffa0",  # Hangul fillers
+    "\u17b4",
+    "\u17b5",  # Khmer inherent vowels
+    *[chr(c) for c in range(0x180B, 0x180E)],
+    "\u180f",  # Mongolian variation selectors
+    *[chr(c) for c in range(0xFE00, 0xFE10)],
+    *[chr(c) for c in range(0xE0100, 0xE01F0)],  # variation selectors
+]
+
+
+@pytest.mark.parametrize("ignorable", PRINTABLE_IGNORABLES, ids=lambda c: f"U+{ord(c):04X}")
+def test_an_id_with_an_invisible_character_is_refused(ignorable: str):
+    """ "acme" and "acme" + a character drawn as nothing look alike: two tenants' keys."""
+    assert ignorable.isprintable()  # what the check used to rely on
+    for value in (f"acme{ignorable}", f"{ignorable}acme", f"ac{ignorable}me"):
+        with pytest.raises(IdentityError, match="control or invisible character"):
+            check_identifier("workspace", value)
+        with pytest.raises(IdentityError, match="control or invisible character") as refused:
+            identify([(b"x-workspace-id", value.encode()), (b"x-plan", b"pro")])
+        assert refused.value.field == "workspace"
+
+
+def test_an_id_not_in_nfc_is_refused_and_its_composed_spelling_accepted():
+    composed, decomposed = "Jos\u00e9", "Jose\u0301"  # both read "José"
+    assert check_identifier("account", composed) == composed
+    with pytest.raises(IdentityError, match=r"not in Unicode's composed form \(NFC\)"):
+        check_identifier("account", decomposed)
+    headers = [
+        (b"x-account-id", decomposed.encode()),
+        (b"x-workspace-id", b"w"),
+        (b"x-plan", b"pro"),
+    ]
+    with pytest.raises(IdentityError, match="NFC") as refused:
+        identify(headers)
+    assert refused.value.field == "account"
+    assert identify([(b"x-workspace-id", "Ärzte-Zoë".encode()), (b"x-plan", b"pro")]).workspace
