@@ -34,6 +34,7 @@ HOT_PATH = [
     "ratelimit/blocks.py",
     "ratelimit/commands.py",
     "ratelimit/decision.py",
+    "ratelimit/identifiers.py",
     "ratelimit/keys.py",
     "ratelimit/lifecycle_args.py",
     "ratelimit/limiter.py",

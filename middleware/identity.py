@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import re
-import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -12,17 +10,7 @@ from mypy_extensions import mypyc_attr
 from starlette.types import Scope
 
 from ratelimit import Identity
-
-MAX_ID_LENGTH = 128
-
-# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): drawn as nothing, so an id
-# holding one looks like the id without it. isprintable() refuses most; these ranges catch the
-# rest (the combining grapheme joiner, the Hangul fillers, the variation selectors, ...).
-_IGNORABLE = re.compile(
-    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
-    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
-)
+from ratelimit.identifiers import id_problem, usable_id
 
 IdentityHook = Callable[[Scope], "Identity | Awaitable[Identity | None] | None"]
 
@@ -47,34 +35,14 @@ class IdentityHeaders:
 
 
 def check_identifier(field: str, value: str | None) -> str:
-    """Refuse ids that are missing, empty, over 128 characters, carry unprintable or invisible
-    characters, or are not in NFC (see _one_spelling)."""
+    """Refuse ids that are missing or that ratelimit.identifiers.id_problem finds fault with:
+    empty, over 128 characters, with unprintable or invisible characters, or not in NFC."""
     if value is None:
         raise IdentityError(field, f"The {field} is missing.")
-    if value == "":
-        raise IdentityError(field, f"The {field} is empty.")
-    if len(value) > MAX_ID_LENGTH:
-        raise IdentityError(field, f"The {field} is longer than {MAX_ID_LENGTH} characters.")
-    if value.isascii() and value.isprintable():
-        return value  # the common case, with one spelling only
-    if not value.isprintable() or _IGNORABLE.search(value):
-        raise IdentityError(field, f"The {field} contains a control or invisible character.")
-    if not unicodedata.is_normalized("NFC", value):
-        raise IdentityError(
-            field,
-            f"The {field} is not in Unicode's composed form (NFC); send it composed, so that"
-            " one name has one spelling.",
-        )
+    problem = id_problem(value)
+    if problem is not None:
+        raise IdentityError(field, f"The {field} {problem}.")
     return value
-
-
-def _one_spelling(value: str) -> bool:
-    """Non-ASCII text can look alike in two spellings: an invisible character added, or an
-    accent composed (é) or not (e + U+0301). Such ids are refused, never normalized: a
-    tenant's key must not depend on how its id happened to be spelled."""
-    return value.isascii() or (
-        _IGNORABLE.search(value) is None and unicodedata.is_normalized("NFC", value)
-    )
 
 
 def header_text(field: str, value: bytes) -> str:
@@ -137,8 +105,8 @@ class HeaderIdentity:
         account = found.get("account", workspace)
         plan = found.get("plan")
         user = found.get("user")
-        if not (_usable(workspace) and _usable(account) and _usable(plan)) or (
-            user is not None and not _usable(user)
+        if not (usable_id(workspace) and usable_id(account) and usable_id(plan)) or (
+            user is not None and not usable_id(user)
         ):
             check_identifier("workspace", workspace)  # raises, naming the first bad field
             check_identifier("account", account)
@@ -148,16 +116,6 @@ class HeaderIdentity:
         assert account is not None
         assert plan is not None
         return Identity(account, workspace, plan, user)
-
-
-def _usable(value: str | None) -> bool:
-    """Exactly what check_identifier accepts, without its messages: the common case."""
-    return (
-        value is not None
-        and 0 < len(value) <= MAX_ID_LENGTH
-        and value.isprintable()
-        and _one_spelling(value)
-    )
 
 
 async def resolve(hook: IdentityHook, scope: Scope) -> Identity:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .decision import Decision
 from .errors import FairUseError
+from .identifiers import id_problem
 from .keys import account_base, escape, overrides_key, stored_name, suspensions_key
 from .limiter import Identity, Limiter
 from .periods import MAX_SECONDS
@@ -90,6 +91,7 @@ class Admin:
                 f"the amount must be a whole number from 1 to 10**15 - 1, got {amount}"
             )
         _check_workspace(workspace)
+        _check_matchable(account, workspace)
         self._check_until(until)
         key = overrides_key(account_base(self.limiter.prefix, account))
         field = override_field(limit, workspace)
@@ -144,6 +146,7 @@ class Admin:
     ) -> SuspensionRecord:
         """Refuse the workspace (None: every workspace of the account) until lifted or `until`."""
         _check_workspace(workspace)
+        _check_matchable(account, workspace)
         self._check_until(until)
         key = suspensions_key(account_base(self.limiter.prefix, account))
         field = suspension_field(workspace)
@@ -213,6 +216,16 @@ def _check_workspace(workspace: str | None) -> None:
     told apart from the account's own."""
     if workspace is not None and not workspace.strip():
         raise FairUseError("the workspace id is empty")
+
+
+def _check_matchable(account: str, workspace: str | None) -> None:
+    """A record no request could match is refused, not written: a request whose ids are, say,
+    invisible or not in NFC is refused before it is decided (identifiers.id_problem). Records
+    can still be cleared whatever their ids, so that older ones can go."""
+    for what, value in (("account", account), ("workspace", workspace)):
+        problem = None if value is None else id_problem(value)
+        if problem is not None:
+            raise FairUseError(f"the {what} id {value!r} {problem}, so no request could match it")
 
 
 def _in(workspace: str | None, identity: Identity) -> bool:

@@ -7,13 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from middleware.identity import (
-    MAX_ID_LENGTH,
     HeaderIdentity,
     IdentityError,
     IdentityHeaders,
     check_identifier,
 )
 from ratelimit import Identity
+from ratelimit.identifiers import MAX_ID_LENGTH
 
 ids = st.one_of(
     st.none(),

@@ -188,6 +188,12 @@ async def test_override_validation(limiter: Limiter, clock):
             await admin.suspend("acme", empty)
     with pytest.raises(FairUseError, match="unknown limit 'bogus'"):
         await admin.clear_override("acme", "bogus")
+    for account, workspace in (("Jose\u0301", None), ("acme", "main\u3164"), ("", None)):
+        # ids no request can carry (refused with 400 before any decision): no record to match
+        with pytest.raises(FairUseError, match="so no request could match it"):
+            await admin.set_override(account, "sessions_per_month", 5, workspace=workspace)
+        with pytest.raises(FairUseError, match="so no request could match it"):
+            await admin.suspend(account, workspace)
     assert await admin.overrides("acme") == []
     assert await admin.suspensions("acme") == []
     assert admin.not_counted_on("workspaces") == ["free", "team"]
