@@ -225,7 +225,7 @@ def _check_matchable(account: str, workspace: str | None) -> None:
     for what, value in (("account", account), ("workspace", workspace)):
         problem = None if value is None else id_problem(value)
         if problem is not None:
-            raise FairUseError(f"the {what} id {value!r} {problem}, so no request could match it")
+            raise FairUseError(f"the {what} id {value!a} {problem}, so no request could match it")
 
 
 def _in(workspace: str | None, identity: Identity) -> bool:
